@@ -1,0 +1,228 @@
+"""Reading and writing weights: the authors' formats, ours, safetensors, and the Hugging Face hub.
+
+All conversion from other formats into our parameter names happens in :func:`checkpoint_filter_fn`.
+Nothing here unpickles arbitrary objects: ``.pth`` files are read with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+
+__all__ = [
+    "CheckpointError",
+    "checkpoint_filter_fn",
+    "load_state_dict",
+    "load_checkpoint",
+    "save_safetensors",
+    "describe_state_dict",
+    "HF_PREFIX",
+]
+
+HF_PREFIX = "hf://"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint could not be read or does not fit the model; the message says why and what to do."""
+
+
+# Reference (AILab-CVC/UniRepLKNet) name -> our name, applied in order to each key.
+_REFERENCE_RENAMES: list[tuple[re.Pattern, str]] = [
+    (re.compile(p), r)
+    for p, r in [
+        (r"^downsample_layers\.0\.0\.", "stem.conv1."),
+        (r"^downsample_layers\.0\.1\.", "stem.norm1."),
+        (r"^downsample_layers\.0\.3\.", "stem.conv2."),
+        (r"^downsample_layers\.0\.4\.", "stem.norm2."),
+        (r"^downsample_layers\.([123])\.0\.", r"stages.\1.downsample.conv."),
+        (r"^downsample_layers\.([123])\.1\.", r"stages.\1.downsample.norm."),
+        (r"^stages\.(\d+)\.(\d+)\.", r"stages.\1.blocks.\2."),
+        (r"\.dwconv\.origin_bn\.", ".dwconv.lk_bn."),
+        (r"\.dwconv\.dil_conv_k(\d+)_(\d+)\.", r".dwconv.branches.k\1_d\2.conv."),
+        (r"\.dwconv\.dil_bn_k(\d+)_(\d+)\.", r".dwconv.branches.k\1_d\2.bn."),
+        (r"\.pwconv1\.1\.", ".ffn.fc1."),
+        (r"\.act\.1\.", ".ffn.grn."),
+        (r"\.pwconv2\.0\.", ".ffn.fc2."),
+        (r"\.pwconv2\.2\.", ".ffn.norm."),
+        (r"^head\.(weight|bias)$", r"head.fc.\1"),
+        (r"^norm\.(weight|bias)$", r"head.norm.\1"),
+        (r"^norm([0-3])\.", r"stage_norms.\1."),
+    ]
+]
+
+
+def _unwrap(obj: object) -> dict[str, torch.Tensor]:
+    """Find the state dict inside common wrappers (``model``, ``state_dict``, ``model_ema``...)."""
+    while isinstance(obj, Mapping) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
+        for key in ("state_dict", "model", "module", "model_ema", "state_dict_ema"):
+            if key in obj:
+                obj = obj[key]
+                break
+        else:
+            break
+    if not isinstance(obj, Mapping) or not any(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError("the file holds no state dict (a mapping of parameter names to tensors)")
+    return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+
+
+def checkpoint_filter_fn(state_dict: Mapping[str, object], model: nn.Module | None = None) -> dict[str, torch.Tensor]:
+    """Convert any supported UniRepLKNet state dict into this package's parameter names.
+
+    Handles the authors' training and deploy formats (including their re-parameterized
+    ``dwconv.lk_origin`` naming), the wrappers ``{'model': ...}`` / ``{'state_dict': ...}``,
+    MMDetection/MMSegmentation backbones (``backbone.`` prefix, heads dropped), DDP's ``module.``
+    prefix, and our own format (returned unchanged). ``model`` is accepted for timm's signature.
+    """
+    del model
+    source: dict[str, torch.Tensor] = {}
+    for key, value in _unwrap(state_dict).items():
+        for prefix in ("module.", "backbone."):
+            if key.startswith(prefix):
+                key = key[len(prefix) :]
+        if not key.startswith(("decode_head.", "auxiliary_head.", "neck.", "rpn_head.", "roi_head.")):
+            source[key] = value  # other keys are the rest of an MMSeg/MMDet model
+    # In the authors' files a block's large kernel is `dwconv.lk_origin` in both structures; it is
+    # our DilatedReparamBlock's `lk_conv` when the block still has branches, else the block's `dwconv`.
+    trained_blocks = {k.split(".dwconv.origin_bn.")[0] for k in source if ".dwconv.origin_bn." in k}
+    out: dict[str, torch.Tensor] = {}
+    for key, value in source.items():
+        if ".dwconv.lk_origin." in key:
+            block = key.split(".dwconv.lk_origin.")[0]
+            key = key.replace(".dwconv.lk_origin.", ".dwconv.lk_conv." if block in trained_blocks else ".dwconv.")
+        for pattern, repl in _REFERENCE_RENAMES:
+            key = pattern.sub(repl, key)
+        if key.endswith((".ffn.grn.gamma", ".ffn.grn.beta")):
+            value = value.reshape(-1)
+        out[key] = value
+    return out
+
+
+def _read_file(path: Path) -> object:
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint path is a folder, not a file: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+            raise CheckpointError(f"cannot read {path}: not a valid safetensors file (corrupt or truncated?): {e}") from None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for bad files; all mean the same to a user
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "weights_only" in str(e) or "Unsupported global" in str(e):
+            reason = "it contains pickled Python objects other than tensors, which are not loaded for safety"
+        else:
+            reason = f"the file is corrupt, truncated or not a PyTorch checkpoint ({first_line})"
+        raise CheckpointError(f"cannot read {path}: {reason}") from None
+
+
+def resolve_hf(reference: str) -> Path:
+    """Download ``hf://OWNER/REPO/FILE`` with huggingface_hub (cached) and return the local path."""
+    parts = reference[len(HF_PREFIX) :].split("/")
+    if len(parts) < 3:
+        raise CheckpointError(f"expected hf://OWNER/REPO/FILE, got {reference!r}")
+    repo_id, filename = "/".join(parts[:2]), "/".join(parts[2:])
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        return Path(hf_hub_download(repo_id, filename, etag_timeout=5))
+    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as e:
+        raise CheckpointError(
+            f"cannot fetch {filename} from the Hugging Face repo {repo_id} ({type(e).__name__}); "
+            f"download it elsewhere and pass its local path, e.g. checkpoint='/path/to/{filename}'"
+        ) from None
+
+
+def load_state_dict(source: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a checkpoint file (or ``hf://`` reference) and return it in this package's names."""
+    source = str(source)
+    path = resolve_hf(source) if source.startswith(HF_PREFIX) else Path(source).expanduser()
+    return checkpoint_filter_fn(_read_file(path))
+
+
+def describe_state_dict(state_dict: Mapping[str, torch.Tensor]) -> str:
+    """A short guess of what a (converted) state dict was made for: variant, in_chans, classes, structure."""
+    from .model import VARIANTS
+
+    parts = []
+    dims = []
+    for i in range(4):
+        ln = state_dict.get("stem.norm2.weight" if i == 0 else f"stages.{i}.downsample.norm.weight")
+        dims.append(int(ln.shape[0]) if ln is not None else None)
+    depths = [len({k.split(".")[3] for k in state_dict if k.startswith(f"stages.{i}.blocks.")}) for i in range(4)]
+    names = [n for n, v in VARIANTS.items() if list(v.dims) == dims and list(v.depths) == depths]
+    parts.append(f"variant {names[0]}" if names else f"depths {depths}, dims {dims}")
+    if "stem.conv1.weight" in state_dict:
+        parts.append(f"in_chans={state_dict['stem.conv1.weight'].shape[1]}")
+    fc = state_dict.get("head.fc.weight")
+    parts.append(f"num_classes={fc.shape[0]}" if fc is not None else "no classifier (num_classes=0 or a backbone)")
+    trained = any(k.endswith(".ffn.norm.running_var") for k in state_dict)
+    parts.append("training structure" if trained else "deploy structure (re-parameterized)")
+    return ", ".join(parts)
+
+
+def load_checkpoint(model: nn.Module, source: str | os.PathLike | Mapping[str, torch.Tensor], strict: bool = True) -> nn.Module:
+    """Load weights into ``model`` from a file, ``hf://`` reference or state dict, in any supported format.
+
+    Raises :class:`CheckpointError` listing missing/unexpected keys and shape conflicts, with a guess
+    of what the checkpoint fits (variant, in_chans, num_classes, train vs deploy structure).
+    With ``strict=False`` a classifier of another size is skipped instead (fine-tuning).
+    """
+    state = checkpoint_filter_fn(source) if isinstance(source, Mapping) else load_state_dict(source)
+    target = model.state_dict()
+    missing = sorted(set(target) - set(state))
+    unexpected = sorted(set(state) - set(target))
+    conflicts = sorted(k for k in set(state) & set(target) if state[k].shape != target[k].shape)
+    if not strict:
+        state = {k: v for k, v in state.items() if k in target and k not in conflicts}
+    elif missing or unexpected or conflicts:
+        def show(keys: list[str]) -> str:
+            return ", ".join(keys[:8]) + (f" ... (+{len(keys) - 8} more)" if len(keys) > 8 else "")
+
+        lines = [f"checkpoint does not fit the model: it looks like {describe_state_dict(state)}"]
+        if hasattr(model, "state_dict"):
+            lines.append(f"the model is {describe_state_dict(target)}")
+        if missing:
+            lines.append(f"missing keys ({len(missing)}): {show(missing)}")
+        if unexpected:
+            lines.append(f"unexpected keys ({len(unexpected)}): {show(unexpected)}")
+        if conflicts:
+            lines.append(
+                f"shape conflicts ({len(conflicts)}): "
+                + show([f"{k} file {tuple(state[k].shape)} vs model {tuple(target[k].shape)}" for k in conflicts])
+            )
+        raise CheckpointError("\n  ".join(lines))
+    model.load_state_dict(state, strict=strict)
+    return model
+
+
+def save_safetensors(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, str] | None = None) -> Path:
+    """Write ``state_dict`` as safetensors atomically: a crash never leaves a half-written file."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
