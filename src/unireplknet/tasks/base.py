@@ -1,0 +1,123 @@
+"""The task interface: what the training engine needs to know about a learning problem.
+
+A task turns raw samples into ``C x H x W`` maps, builds the model around the unchanged UniRepLKNet
+backbone, and defines loss, metrics and prediction output. The engine (``unireplknet.engine``)
+handles everything else: optimisation, schedules, EMA, mixed precision, checkpoints, resume,
+distributed training, logging. Adding a modality means adding a Task subclass and registering it;
+the engine does not change.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+__all__ = ["Task", "Metrics", "register_task", "get_task", "TASKS"]
+
+TASKS: dict[str, type[Task]] = {}
+
+
+def register_task(cls: type[Task]) -> type[Task]:
+    """Class decorator: make a task available as ``--task NAME``."""
+    TASKS[cls.name] = cls
+    return cls
+
+
+def get_task(name: str) -> type[Task]:
+    """The registered task class for ``name``; raises ValueError listing the known names."""
+    import importlib
+
+    from . import BUILTIN_TASKS
+
+    if name not in TASKS and name in BUILTIN_TASKS:
+        module, extra = BUILTIN_TASKS[name]
+        try:
+            importlib.import_module(f"unireplknet.tasks.{module}")
+        except ImportError as e:
+            hint = f"; install it with: pip install 'unireplknet[{extra}]'" if extra else ""
+            raise ValueError(f"task {name!r} needs a package that is missing ({e.name or e}){hint}") from None
+    if name not in TASKS:
+        known = sorted(set(TASKS) | set(BUILTIN_TASKS))
+        raise ValueError(f"unknown task {name!r}; choose one of {', '.join(known)}")
+    return TASKS[name]
+
+
+class Metrics(abc.ABC):
+    """Accumulates predictions over an evaluation pass; ``compute()`` returns scalar metrics.
+
+    Implementations keep sufficient statistics (sums, counts, confusion matrix) as tensors so the
+    engine can all-reduce them across processes with :meth:`state_tensors` / :meth:`load_state_tensors`.
+    """
+
+    @abc.abstractmethod
+    def update(self, outputs: Any, targets: Any, loss: torch.Tensor | None = None) -> None: ...
+
+    @abc.abstractmethod
+    def compute(self) -> dict[str, float]: ...
+
+    @abc.abstractmethod
+    def state_tensors(self) -> list[torch.Tensor]:
+        """The accumulated statistics; the engine sums them over processes in place."""
+
+
+class Task(abc.ABC):
+    """One learning problem for the engine.
+
+    ``cfg`` is the task's section of the resolved run config (a plain dict, YAML-serialisable).
+    """
+
+    name: ClassVar[str]
+    primary_metric: ClassVar[str]  # the metric that picks the best checkpoint
+    higher_is_better: ClassVar[bool] = True
+    default_config: ClassVar[dict[str, Any]] = {}  # task-specific defaults, merged under the user's config
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        self.cfg = cfg
+
+    # -- data -----------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def build_datasets(self) -> tuple[Dataset, Dataset]:
+        """(train, evaluation) datasets whose items are ``(input map (C, H, W), target)``."""
+
+    def collate_fn(self, train: bool) -> Callable | None:
+        """A DataLoader collate function, or None for PyTorch's default."""
+        return None
+
+    def batch_transform(self) -> Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]] | None:
+        """A training-only transform applied to each collated batch (e.g. Mixup/CutMix), or None."""
+        return None
+
+    # -- model ----------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def build_model(self) -> nn.Module:
+        """The network to train (a UniRepLKNet, or one built around its backbone)."""
+
+    @abc.abstractmethod
+    def loss(self, outputs: Any, targets: Any, train: bool) -> torch.Tensor:
+        """Scalar loss; ``train`` tells whether targets went through :meth:`batch_transform`."""
+
+    @abc.abstractmethod
+    def new_metrics(self) -> Metrics:
+        """A fresh accumulator for one evaluation pass."""
+
+    # -- state that must travel with a checkpoint (e.g. normalisation statistics, class names) ---
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+    # -- outputs --------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def predict(self, model: nn.Module, paths: Sequence[Path], top_k: int = 5) -> list[dict[str, Any]]:
+        """Predictions for raw input files, one JSON-serialisable dict per file."""
+
+    def write_report(self, model: nn.Module, dataset: Dataset, run_dir: Path) -> dict[str, Any]:
+        """Extra end-of-run artifacts (e.g. a confusion-matrix PNG); returns paths/values to summarise."""
+        return {}
