@@ -69,13 +69,17 @@ class Metrics(abc.ABC):
 class Task(abc.ABC):
     """One learning problem for the engine.
 
-    ``cfg`` is the task's section of the resolved run config (a plain dict, YAML-serialisable).
+    ``cfg`` is the whole resolved run config: a nested, YAML-serialisable dict with the sections
+    ``model`` (create_model arguments), ``data`` (dataset location and preprocessing), ``train``
+    (engine settings) and whatever else the task defines. The engine builds it from the engine's
+    defaults, then this task's ``default_config``, then the user's YAML file, then command-line
+    overrides, and writes it next to the run's outputs.
     """
 
     name: ClassVar[str]
     primary_metric: ClassVar[str]  # the metric that picks the best checkpoint
     higher_is_better: ClassVar[bool] = True
-    default_config: ClassVar[dict[str, Any]] = {}  # task-specific defaults, merged under the user's config
+    default_config: ClassVar[dict[str, Any]] = {}  # nested overlay on the engine defaults (e.g. data paths, sizes)
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         self.cfg = cfg
