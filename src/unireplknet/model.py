@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from timm.layers import trunc_normal_
-from timm.models import register_model
+from timm.models import FeatureInfo, register_model
 from torch import nn
 
 from .layers import LayerNorm2d, UniRepLKNetBlock
@@ -79,11 +79,11 @@ class Stem(nn.Module):
 
 
 class Downsample(nn.Sequential):
-    """2x downsampling between stages: conv3x3/2 -> channel LayerNorm."""
+    """2x downsampling between stages: conv3x3/2 -> channel LayerNorm (stride 1 below an output stride)."""
 
-    def __init__(self, in_dim: int, out_dim: int) -> None:
+    def __init__(self, in_dim: int, out_dim: int, stride: int = 2) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(in_dim, out_dim, 3, stride=2, padding=1)
+        self.conv = nn.Conv2d(in_dim, out_dim, 3, stride=stride, padding=1)
         self.norm = LayerNorm2d(out_dim, eps=1e-6)
 
 
@@ -132,6 +132,9 @@ class UniRepLKNet(nn.Module):
         features_only: dense-prediction backbone: no head; ``forward`` returns the four stage maps
             (strides 4, 8, 16, 32), each after its own channel LayerNorm (the reference's ``norm0..3``).
         out_indices: which stages ``features_only`` returns.
+        output_stride: 32, 16 or 8: the downsampling convs that would go below it keep stride 1
+            (for DeepLab-style heads); the blocks' kernels stay undilated, so an output stride under 32
+            changes what pretrained weights see, as in any backbone.
 
     Input ``(N, in_chans, H, W)`` with H, W >= 1; logits ``(N, num_classes)``.
     """
@@ -152,6 +155,7 @@ class UniRepLKNet(nn.Module):
         sync_bn: bool = False,
         features_only: bool = False,
         out_indices: Sequence[int] = (0, 1, 2, 3),
+        output_stride: int = 32,
     ) -> None:
         super().__init__()
         depths, dims = tuple(depths), tuple(dims)
@@ -166,12 +170,17 @@ class UniRepLKNet(nn.Module):
         self.num_classes = num_classes
         self.depths, self.dims, self.kernel_sizes = depths, dims, kernel_sizes
         self.num_features = dims[-1]
+        if output_stride not in (8, 16, 32):
+            raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride}")
+        if not out_indices or any(i not in range(4) for i in out_indices):
+            raise ValueError(f"out_indices must pick stages among 0, 1, 2, 3, got {tuple(out_indices)}")
         self.features_only = features_only
         self.out_indices = tuple(out_indices)
+        self.output_stride = output_stride
 
         self.stem = Stem(in_chans, dims[0])
-        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
-        stages, first = [], 0
+        rates = torch.linspace(0, drop_path_rate, sum(depths), device="cpu").tolist()
+        stages, first, reductions = [], 0, [4]
         for i in range(4):
             blocks = [
                 UniRepLKNetBlock(
@@ -185,13 +194,19 @@ class UniRepLKNet(nn.Module):
                 )
                 for j in range(depths[i])
             ]
-            downsample = nn.Identity() if i == 0 else Downsample(dims[i - 1], dims[i])
+            if i == 0:
+                downsample = nn.Identity()
+            else:
+                stride = 2 if reductions[-1] * 2 <= output_stride else 1
+                downsample = Downsample(dims[i - 1], dims[i], stride)
+                reductions.append(reductions[-1] * stride)
             stages.append(Stage(downsample, blocks))
             first += depths[i]
         self.stages = nn.ModuleList(stages)
-        self.feature_info = [
-            dict(num_chs=dims[i], reduction=4 * 2**i, module=f"stages.{i}") for i in range(4)
-        ]
+        feature_info = [dict(num_chs=dims[i], reduction=reductions[i], module=f"stages.{i}") for i in range(4)]
+        # timm's features_only contract (used by segmentation_models_pytorch's "tu-" encoders): a
+        # FeatureInfo over the returned stages; the classifier keeps timm's plain list.
+        self.feature_info = FeatureInfo(feature_info, self.out_indices) if features_only else feature_info
         if features_only:
             self.stage_norms = nn.ModuleList([LayerNorm2d(dims[i], eps=1e-6) for i in range(4)])
             self.head = None
