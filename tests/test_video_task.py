@@ -1,0 +1,90 @@
+"""The video Task: datasets from config, multi-view metrics, loss, predict with --save-input."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+pytest.importorskip("av")
+
+from test_video_preprocessing import write_video  # noqa: E402  (tests/ is on sys.path under pytest)
+
+from unireplknet.tasks import get_task  # noqa: E402
+from unireplknet.tasks.video import VideoTask, ViewAveragedAccuracy, classification_loss  # noqa: E402
+
+TINY = dict(name="unireplknet_a", depths=(1, 1, 1, 1), dims=(8, 16, 32, 64), kernel_sizes=((3,), (7,), (7,), (3,)))
+
+
+def tiny_cfg(**data) -> dict:
+    cfg = copy.deepcopy(VideoTask.default_config)
+    cfg["model"] = dict(TINY)
+    cfg["data"].update(num_frames=4, frame_size=16, num_clips=2, num_crops=3, **data)
+    return cfg
+
+
+def test_view_averaged_accuracy_pools_views_per_sample():
+    metrics = ViewAveragedAccuracy(num_classes=3, num_samples=2)
+    # sample 0 (label 2): one confident wrong view, two right ones -> right after averaging probs
+    logits = torch.tensor([[5.0, 0, 0], [0, 0, 3.0], [0, 0, 3.0], [0, 4.0, 0]])
+    targets = torch.tensor([[2, 0], [2, 0], [2, 0], [0, 1]])  # sample 1 (label 0) is wrong
+    metrics.update(logits, targets, loss=torch.tensor(2.0))
+    result = metrics.compute()
+    assert result["top1"] == 50.0 and result["loss"] == 2.0
+    assert result["top5"] == 100.0  # top-k clipped to the 3 classes
+    plain = ViewAveragedAccuracy(num_classes=3, num_samples=0)
+    plain.update(logits[:2], torch.tensor([0, 1]))
+    assert plain.compute()["top1"] == 50.0
+    assert len(plain.state_tensors()) == 5
+
+
+def test_classification_loss_target_forms():
+    logits = torch.randn(4, 3)
+    labels = torch.tensor([0, 2, 1, 1])
+    expected = torch.nn.functional.cross_entropy(logits, labels)
+    assert torch.allclose(classification_loss(logits, labels), expected)
+    assert torch.allclose(classification_loss(logits, torch.stack([labels, torch.arange(4)], 1)), expected)
+    assert torch.allclose(classification_loss(logits, torch.nn.functional.one_hot(labels, 3).float()), expected)
+
+
+def test_video_task_folders_end_to_end_without_engine(tmp_path):
+    assert get_task("video") is VideoTask
+    clip = write_video(tmp_path / "clip.mp4", num_frames=10)
+    for label in ("a", "b"):
+        for split in ("train", "val"):
+            (tmp_path / split / label).mkdir(parents=True)
+            (tmp_path / split / label / "v.mp4").write_bytes(clip.read_bytes())
+    cfg = tiny_cfg(dataset="folders", train=str(tmp_path / "train"), val=str(tmp_path / "val"))
+    cfg["predict"]["save_input"] = str(tmp_path / "png")
+    task = VideoTask(cfg)
+    train, val = task.build_datasets()
+    assert task.classes == ["a", "b"] and len(train) == len(val) == 2
+    model = task.build_model()
+    (x0, y0), (x1, y1) = train[0], train[1]
+    task.loss(model(torch.stack([x0, x1])), torch.tensor([y0, y1]), train=True).backward()
+    maps, targets = task.collate_fn(train=False)([val[0], val[1]])
+    assert maps.shape == (12, 3, 32, 32)
+    metrics = task.new_metrics()
+    with torch.no_grad():
+        outputs = model(maps)
+    metrics.update(outputs, targets, task.loss(outputs, targets, train=False))
+    assert set(metrics.compute()) == {"top1", "top5", "loss"}
+    [result] = task.predict(model, [tmp_path / "val" / "a" / "v.mp4"], top_k=1)
+    assert result["views"] == 6 and result["top"][0]["label"] in ("a", "b")
+    png = tmp_path / "png" / "v_input.png"
+    assert result["input_png"] == str(png) and png.read_bytes()[:4] == b"\x89PNG"
+    restored = VideoTask(tiny_cfg())
+    restored.load_state_dict(task.state_dict())
+    assert restored.classes == ["a", "b"]
+
+
+def test_video_task_config_errors():
+    with pytest.raises(ValueError, match="data.train and data.val"):
+        VideoTask(tiny_cfg(dataset="annotations")).build_datasets()
+    with pytest.raises(ValueError, match="data.dataset must be"):
+        VideoTask(tiny_cfg(dataset="youtube")).build_datasets()
+    with pytest.raises(ValueError, match="data.stride"):
+        VideoTask(tiny_cfg(dataset="arrow_of_time")).build_datasets()
+    with pytest.raises(ValueError, match="class list is unknown"):
+        VideoTask(tiny_cfg()).build_model()
