@@ -15,6 +15,7 @@ from timm.layers import DropPath
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from .kernels import DepthwiseConv2d
 from .reparam import fuse_bn, merge_dilated_branches
 
 __all__ = [
@@ -58,8 +59,12 @@ def default_branches(kernel_size: int) -> tuple[tuple[int, int], ...]:
 
 
 def depthwise_conv(channels: int, kernel_size: int, bias: bool) -> nn.Module:
-    """A stride-1, 'same'-padded depthwise convolution: the large-kernel hot spot of the network."""
-    return nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2, groups=channels, bias=bias)
+    """A stride-1, 'same'-padded depthwise convolution: the large-kernel hot spot of the network.
+
+    A :class:`~unireplknet.kernels.DepthwiseConv2d`: an ``nn.Conv2d`` with the same parameters and
+    state-dict keys that runs large kernels with Triton on the GPU (see :mod:`unireplknet.kernels`).
+    """
+    return DepthwiseConv2d(channels, kernel_size, bias=bias)
 
 
 def _batch_norm(channels: int, sync: bool) -> nn.Module:
@@ -115,7 +120,9 @@ class ConvBN(nn.Sequential):
     def __init__(self, channels: int, kernel_size: int, dilation: int = 1, sync_bn: bool = False) -> None:
         padding = (dilation * (kernel_size - 1) + 1) // 2
         super().__init__()
-        self.conv = nn.Conv2d(channels, channels, kernel_size, padding=padding, dilation=dilation, groups=channels, bias=False)
+        self.conv = nn.Conv2d(
+            channels, channels, kernel_size, padding=padding, dilation=dilation, groups=channels, bias=False
+        )
         self.bn = _batch_norm(channels, sync_bn)
 
     def fused(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -165,9 +172,7 @@ class DilatedReparamBlock(nn.Module):
         else:
             self.lk_conv = depthwise_conv(channels, kernel_size, bias=False)
             self.lk_bn = _batch_norm(channels, sync_bn)
-            self.branches = nn.ModuleDict(
-                {f"k{k}_d{r}": ConvBN(channels, k, r, sync_bn) for k, r in self.branch_specs}
-            )
+            self.branches = nn.ModuleDict({f"k{k}_d{r}": ConvBN(channels, k, r, sync_bn) for k, r in self.branch_specs})
 
     @property
     def is_deploy(self) -> bool:

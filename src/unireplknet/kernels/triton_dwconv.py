@@ -1,0 +1,304 @@
+"""Triton kernels for a stride-1, 'same'-padded depthwise convolution with an odd k x k kernel.
+
+Imported lazily (only when the Triton path is first used), because Triton reads ``TRITON_INTERPRET``
+when a kernel is defined: set it before the first Triton call to run these kernels on the CPU.
+
+Design, for large kernels (the anchors show a per-tap kernel that reloads the input for every tap
+stays near 2x cuDNN):
+
+* Forward: a program owns an output tile ``TILE_H x TILE_W`` of one image for ``BLOCK_C`` channels
+  and accumulates it in fp32 registers as a 3-D ``(TILE_H, TILE_W, BLOCK_C)`` block. It walks the
+  ``TILE_H + k - 1`` input rows of the tile once; each input row segment (one load per kernel column)
+  updates *every* output row of the tile at once with that row's kernel taps, so each loaded input
+  value feeds up to ``TILE_H`` FMAs from registers instead of one. Channels are the vectorised axis
+  for channels_last tensors; for contiguous (NCHW) tensors Triton sees the unit stride of W instead
+  and coalesces along it (strides equal to 1 are specialised at compile time).
+* Input gradient: the same kernel on the output gradient with the kernel rotated by 180 degrees
+  (for stride 1 and 'same' padding the transposed convolution is a 'same' convolution).
+* Weight gradient: a program owns one kernel row ``kh`` for ``BLOCK_C`` channels and a slice of the
+  ``N * H`` output rows; it loads each output-gradient row segment once and reuses it for all ``k``
+  kernel columns. Each slice writes its own fp32 partial sum, and the partials are added in a fixed
+  order afterwards: the weight gradient is deterministic (no atomics), bit for bit, run to run.
+
+All tile sizes are autotuned per (channels, height, width, kernel, dtype, memory format).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+__all__ = ["dwconv_forward", "dwconv_weight_grad", "INTERPRETED"]
+
+INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def _forward_configs() -> list[triton.Config]:
+    if INTERPRETED:  # the CPU interpreter runs every config it is given: one small one
+        return [triton.Config({"TILE_H": 4, "TILE_W": 8, "BLOCK_C": 8}, num_warps=1)]
+    tiles = [
+        # (TILE_H, TILE_W, BLOCK_C, num_warps)
+        (4, 8, 32, 1),
+        (4, 8, 64, 2),
+        (8, 8, 32, 2),
+        (8, 8, 64, 4),
+        (4, 16, 32, 2),
+        (8, 16, 32, 4),
+        (2, 16, 64, 2),
+        (4, 4, 128, 4),
+        (8, 4, 64, 2),
+    ]
+    return [
+        triton.Config({"TILE_H": th, "TILE_W": tw, "BLOCK_C": bc}, num_warps=nw, num_stages=1)
+        for th, tw, bc, nw in tiles
+    ]
+
+
+def _weight_grad_configs() -> list[triton.Config]:
+    if INTERPRETED:
+        return [triton.Config({"TILE_W": 8, "BLOCK_C": 8}, num_warps=1)]
+    return [
+        triton.Config({"TILE_W": tw, "BLOCK_C": bc}, num_warps=nw, num_stages=1)
+        for tw, bc, nw in [(8, 32, 2), (8, 64, 4), (16, 32, 4), (4, 64, 2), (16, 64, 8), (4, 128, 4)]
+    ]
+
+
+def _prune_forward(configs, named_args, **_):
+    # Tiles much larger than the map only burn masked lanes.
+    height, width = named_args["H"], named_args["W"]
+    kept = [
+        c
+        for c in configs
+        if c.kwargs["TILE_H"] <= max(2, triton.next_power_of_2(height))
+        and c.kwargs["TILE_W"] <= max(4, triton.next_power_of_2(width))
+    ]
+    return kept or configs[:1]
+
+
+@triton.autotune(
+    configs=_forward_configs(),
+    key=["C", "H", "W", "K", "CHANNELS_LAST"],
+    prune_configs_by={"early_config_prune": _prune_forward},
+)
+@triton.jit
+def _dwconv_forward_kernel(
+    x_ptr,
+    w_ptr,  # (K, K, C) fp32/fp64, contiguous
+    b_ptr,
+    y_ptr,
+    C,
+    H,
+    W,
+    sxn,
+    sxc,
+    sxh,
+    sxw,
+    syn,
+    syc,
+    syh,
+    syw,
+    K: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    CHANNELS_LAST: tl.constexpr,  # only part of the autotune key
+    ACC_DTYPE: tl.constexpr,
+    TILE_H: tl.constexpr,
+    TILE_W: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+):
+    pid_hw = tl.program_id(0)
+    pid_c = tl.program_id(1)
+    n = tl.program_id(2).to(tl.int64)
+    tiles_w = tl.cdiv(W, TILE_W)
+    h0 = (pid_hw // tiles_w) * TILE_H
+    w0 = (pid_hw % tiles_w) * TILE_W
+    PAD: tl.constexpr = K // 2
+
+    offs_c = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
+    c_ok = offs_c < C
+    tile_rows = tl.arange(0, TILE_H)
+    out_cols = w0 + tl.arange(0, TILE_W)
+    x_chan = x_ptr + n * sxn + offs_c[None, :] * sxc  # (1, BLOCK_C)
+
+    acc = tl.zeros((TILE_H, TILE_W, BLOCK_C), dtype=ACC_DTYPE)
+    for r in range(TILE_H + K - 1):
+        in_row = h0 - PAD + r
+        # Output row j of the tile reads this input row through kernel row r - j.
+        kh = r - tile_rows
+        tap_ok = ((kh >= 0) & (kh < K))[:, None] & c_ok[None, :]
+        w_row_ptr = w_ptr + (kh[:, None] * K) * C + offs_c[None, :]
+        x_row_ok = c_ok[None, :] & (in_row >= 0) & (in_row < H)
+        x_row_ptr = x_chan + in_row * sxh
+        for kw in tl.static_range(K):
+            in_cols = out_cols + (kw - PAD)
+            cols_ok = (in_cols >= 0) & (in_cols < W)
+            xv = tl.load(x_row_ptr + in_cols[:, None] * sxw, mask=cols_ok[:, None] & x_row_ok, other=0.0)
+            wv = tl.load(w_row_ptr + kw * C, mask=tap_ok, other=0.0)
+            acc += xv.to(ACC_DTYPE)[None, :, :] * wv.to(ACC_DTYPE)[:, None, :]
+
+    if HAS_BIAS:
+        acc += tl.load(b_ptr + offs_c, mask=c_ok, other=0.0).to(ACC_DTYPE)[None, None, :]
+    out_rows = h0 + tile_rows
+    y_off = n * syn + out_rows[:, None, None] * syh + out_cols[None, :, None] * syw + offs_c[None, None, :] * syc
+    y_ok = (out_rows < H)[:, None, None] & (out_cols < W)[None, :, None] & c_ok[None, None, :]
+    tl.store(y_ptr + y_off, acc.to(y_ptr.dtype.element_ty), mask=y_ok)
+
+
+@triton.autotune(configs=_weight_grad_configs(), key=["C", "H", "W", "K", "CHANNELS_LAST"])
+@triton.jit
+def _dwconv_weight_grad_kernel(
+    x_ptr,
+    g_ptr,
+    partial_ptr,  # (SPLITS, K, K, C) accumulator dtype
+    C,
+    H,
+    W,
+    rows_total,  # N * H output rows
+    rows_per_split,
+    sxn,
+    sxc,
+    sxh,
+    sxw,
+    sgn,
+    sgc,
+    sgh,
+    sgw,
+    K: tl.constexpr,
+    K_POW2: tl.constexpr,
+    CHANNELS_LAST: tl.constexpr,
+    ACC_DTYPE: tl.constexpr,
+    TILE_W: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+):
+    kh = tl.program_id(0)
+    pid_c = tl.program_id(1)
+    split = tl.program_id(2)
+    PAD: tl.constexpr = K // 2
+
+    offs_c = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
+    c_ok = offs_c < C
+    kws = tl.arange(0, K_POW2)
+    kw_ok = kws < K
+    acc = tl.zeros((K_POW2, TILE_W, BLOCK_C), dtype=ACC_DTYPE)
+
+    row_start = split * rows_per_split
+    row_end = tl.minimum(row_start + rows_per_split, rows_total)
+    for row in range(row_start, row_end):
+        n = (row // H).to(tl.int64)
+        out_row = row % H
+        in_row = out_row + kh - PAD
+        row_ok = (in_row >= 0) & (in_row < H)
+        g_row_ptr = g_ptr + n * sgn + out_row * sgh + offs_c[None, :] * sgc
+        x_row_ptr = x_ptr + n * sxn + in_row * sxh + offs_c[None, None, :] * sxc
+        for w0 in range(0, W, TILE_W):
+            out_cols = w0 + tl.arange(0, TILE_W)
+            g_ok = (out_cols < W)[:, None] & c_ok[None, :] & row_ok
+            gv = tl.load(g_row_ptr + out_cols[:, None] * sgw, mask=g_ok, other=0.0).to(ACC_DTYPE)
+            in_cols = out_cols[None, :] + kws[:, None] - PAD  # (K_POW2, TILE_W)
+            x_ok = ((in_cols >= 0) & (in_cols < W) & kw_ok[:, None])[:, :, None] & g_ok[None, :, :]
+            xv = tl.load(x_row_ptr + in_cols[:, :, None] * sxw, mask=x_ok, other=0.0).to(ACC_DTYPE)
+            acc += xv * gv[None, :, :]
+
+    dw = tl.sum(acc, axis=1)  # (K_POW2, BLOCK_C)
+    out_ptr = partial_ptr + ((split * K + kh) * K + kws[:, None]) * C + offs_c[None, :]
+    tl.store(out_ptr, dw, mask=kw_ok[:, None] & c_ok[None, :])
+
+
+def _acc_dtype(dtype: torch.dtype) -> tuple[torch.dtype, tl.dtype]:
+    return (torch.float64, tl.float64) if dtype == torch.float64 else (torch.float32, tl.float32)
+
+
+def _is_channels_last(x: torch.Tensor) -> bool:
+    return x.stride(1) == 1 and x.shape[1] > 1
+
+
+def dwconv_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``y = conv2d(x, weight, bias, padding=k // 2, groups=C)`` with the Triton kernel.
+
+    Args:
+        x: ``(N, C, H, W)``, any strides (channels_last and contiguous are the fast ones).
+        weight: ``(C, 1, k, k)``, odd ``k``.
+        bias: ``(C,)`` or None.
+
+    Returns:
+        ``(N, C, H, W)`` in ``x``'s dtype and memory format.
+    """
+    n, c, h, w = x.shape
+    k = weight.shape[-1]
+    torch_acc, tl_acc = _acc_dtype(x.dtype)
+    taps = weight.reshape(c, k, k).permute(1, 2, 0).to(torch_acc).contiguous()  # (k, k, C)
+    y = torch.empty_like(x)
+    if y.numel() == 0:
+        return y
+
+    def grid(meta):
+        return (triton.cdiv(h, meta["TILE_H"]) * triton.cdiv(w, meta["TILE_W"]), triton.cdiv(c, meta["BLOCK_C"]), n)
+
+    _dwconv_forward_kernel[grid](
+        x,
+        taps,
+        bias if bias is not None else taps,
+        y,
+        c,
+        h,
+        w,
+        *x.stride(),
+        *y.stride(),
+        K=k,
+        HAS_BIAS=bias is not None,
+        CHANNELS_LAST=_is_channels_last(x),
+        ACC_DTYPE=tl_acc,
+    )
+    return y
+
+
+def _num_splits(rows: int, k: int, channels: int, device: torch.device) -> int:
+    # Enough programs to fill the GPU a few times over; a pure function of the shape and the device,
+    # so the summation order (hence the result) never changes between runs.
+    programs = 4 * torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 4
+    per_split_programs = k * triton.cdiv(channels, 64)
+    return max(1, min(rows, triton.cdiv(programs, per_split_programs), 256))
+
+
+def dwconv_weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """Deterministic gradient of the depthwise convolution w.r.t. its ``(C, 1, k, k)`` weight.
+
+    Args:
+        x: the forward input ``(N, C, H, W)``.
+        grad_out: the output gradient, same shape.
+        kernel_size: ``k``.
+
+    Returns:
+        ``(C, 1, k, k)`` in ``x``'s dtype.
+    """
+    n, c, h, w = x.shape
+    k = kernel_size
+    torch_acc, tl_acc = _acc_dtype(x.dtype)
+    rows = n * h
+    splits = _num_splits(rows, k, c, x.device)
+    rows_per_split = triton.cdiv(rows, splits)
+    splits = triton.cdiv(rows, rows_per_split)
+    partial = torch.empty(splits, k, k, c, device=x.device, dtype=torch_acc)
+
+    def grid(meta):
+        return (k, triton.cdiv(c, meta["BLOCK_C"]), splits)
+
+    _dwconv_weight_grad_kernel[grid](
+        x,
+        grad_out,
+        partial,
+        c,
+        h,
+        w,
+        rows,
+        rows_per_split,
+        *x.stride(),
+        *grad_out.stride(),
+        K=k,
+        K_POW2=triton.next_power_of_2(k),
+        CHANNELS_LAST=_is_channels_last(x),
+        ACC_DTYPE=tl_acc,
+    )
+    return partial.sum(0).permute(2, 0, 1).unsqueeze(1).to(x.dtype)
