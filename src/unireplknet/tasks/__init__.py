@@ -14,4 +14,6 @@ __all__ = ["Task", "Metrics", "register_task", "get_task", "TASKS", "BUILTIN_TAS
 BUILTIN_TASKS: dict[str, tuple[str, str | None]] = {
     "video": ("video", "video"),
     "points": ("points", "points"),
+    "audio": ("audio", "audio"),
+    "forecast": ("forecast", "forecast"),
 }
