@@ -120,7 +120,7 @@ def _read_file(path: Path) -> object:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for bad files; all mean the same to a user
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if "weights_only" in str(e) or "Unsupported global" in str(e):
+        if "Unsupported global" in str(e):
             reason = "it contains pickled Python objects other than tensors, which are not loaded for safety"
         else:
             reason = f"the file is corrupt, truncated or not a PyTorch checkpoint ({first_line})"

@@ -1,0 +1,141 @@
+"""Checkpoint loading in every supported format, safe reading, clear errors and atomic saving."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+import unireplknet
+from unireplknet.checkpoint import CheckpointError, describe_state_dict, load_checkpoint, save_safetensors
+
+TINY = dict(depths=(1, 1, 2, 1), dims=(8, 16, 24, 32), kernel_sizes=((3,), (13,), (13, 3), (7,)))
+STEM = "unireplknet_a-in3-cls1000-2x3x224x224-seed0"
+
+
+@pytest.fixture(scope="module")
+def reference_state(golden_dir):
+    return torch.load(golden_dir / f"{STEM}.train.pth", weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def reference_model(reference_state):
+    return load_checkpoint(unireplknet.create_model("unireplknet_a"), reference_state)
+
+
+def _same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return set(sa) == set(sb) and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.mark.parametrize("wrap", ["raw", "model", "state_dict", "module_prefix", "state_dict_module"])
+def test_authors_file_in_every_wrapping(tmp_path, reference_state, reference_model, wrap):
+    state = dict(reference_state)
+    if "module" in wrap:
+        state = {f"module.{k}": v for k, v in state.items()}
+    if wrap in ("model", "state_dict"):
+        state = {wrap: state}
+    elif wrap == "state_dict_module":
+        state = {"state_dict": state}
+    path = tmp_path / "weights.pth"
+    torch.save(state, path)
+    model = unireplknet.create_model("unireplknet_a", checkpoint=path)
+    assert _same(model, reference_model)
+
+
+def test_safetensors_round_trip_is_atomic_and_exact(tmp_path, reference_model):
+    path = save_safetensors(reference_model.state_dict(), tmp_path / "a.safetensors", metadata={"variant": "a"})
+    assert sorted(os.listdir(tmp_path)) == ["a.safetensors"]  # no temporary file left behind
+    assert _same(unireplknet.create_model("unireplknet_a", checkpoint=path), reference_model)
+
+
+def test_failed_save_keeps_the_old_file(tmp_path, reference_model):
+    path = save_safetensors({"x": torch.ones(2)}, tmp_path / "w.safetensors")
+    before = path.read_bytes()
+    with pytest.raises(Exception):  # noqa: B017 - any failure inside the writer
+        save_safetensors({"x": "not a tensor"}, path)  # type: ignore[dict-item]
+    assert path.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["w.safetensors"]
+
+
+def test_mismatch_lists_keys_and_guesses_what_the_file_is(reference_state):
+    model = unireplknet.create_model("unireplknet_a", num_classes=10, in_chans=1)
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(model, reference_state)
+    text = str(err.value)
+    assert "variant unireplknet_a, in_chans=3, num_classes=1000, training structure" in text
+    assert "shape conflicts (3)" in text and "stem.conv1.weight" in text and "head.fc.weight" in text
+
+
+def test_train_file_into_deploy_structure_is_explained(reference_state):
+    model = unireplknet.create_model("unireplknet_a", deploy=True)
+    with pytest.raises(CheckpointError, match="missing keys") as err:
+        load_checkpoint(model, reference_state)
+    assert "training structure" in str(err.value) and "the model is variant unireplknet_a" in str(err.value)
+    assert "unexpected keys" in str(err.value)
+
+
+def test_other_variant_is_named(reference_state):
+    with torch.device("meta"):
+        model = unireplknet.create_model("unireplknet_f")
+    with pytest.raises(CheckpointError, match="looks like variant unireplknet_a"):
+        load_checkpoint(model, {k: v.to("meta") for k, v in reference_state.items()})
+
+
+def test_non_strict_loading_skips_a_different_classifier(reference_state, reference_model):
+    model = unireplknet.create_model("unireplknet_a", num_classes=10)
+    load_checkpoint(model, reference_state, strict=False)
+    assert torch.equal(model.stem.conv1.weight, reference_model.stem.conv1.weight)
+    assert model.head.fc.weight.shape == (10, 320)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+def test_corrupt_files_give_a_clear_error(tmp_path, damage):
+    good = tmp_path / "good.pth"
+    torch.save(unireplknet.UniRepLKNet(num_classes=2, **TINY).state_dict(), good)
+    data = good.read_bytes()
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes({"truncate": data[: len(data) // 2], "garbage": os.urandom(4096), "empty": b""}[damage])
+    with pytest.raises(CheckpointError, match="corrupt, truncated or not a PyTorch checkpoint"):
+        unireplknet.load_state_dict(bad)
+    bad_st = tmp_path / "bad.safetensors"
+    bad_st.write_bytes(data[:100])
+    with pytest.raises(CheckpointError, match="not a valid safetensors file"):
+        unireplknet.load_state_dict(bad_st)
+
+
+class Payload:  # any non-tensor object: a pickle could run code when loaded
+    pass
+
+
+def test_pickled_objects_are_refused(tmp_path):
+    path = tmp_path / "evil.pth"
+    torch.save({"model": Payload()}, path)
+    with pytest.raises(CheckpointError, match="not loaded for safety"):
+        unireplknet.load_state_dict(path)
+
+
+def test_missing_file_and_no_state_dict(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        unireplknet.load_state_dict(tmp_path / "nope.pth")
+    torch.save({"epoch": 3}, tmp_path / "meta.pth")
+    with pytest.raises(CheckpointError, match="no state dict"):
+        unireplknet.load_state_dict(tmp_path / "meta.pth")
+
+
+def test_hub_failure_is_fast_and_names_the_file(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    import huggingface_hub.constants as c
+
+    monkeypatch.setattr(c, "HF_HUB_OFFLINE", True)
+    with pytest.raises(CheckpointError) as err:
+        unireplknet.create_model("unireplknet_a", checkpoint="hf://DingXiaoH/UniRepLKNet/unireplknet_a_in1k_224_acc77.03.pth")
+    assert "unireplknet_a_in1k_224_acc77.03.pth" in str(err.value) and "local path" in str(err.value)
+
+
+def test_describe_our_own_formats():
+    model = unireplknet.UniRepLKNet(num_classes=4, in_chans=2, deploy=True, **TINY)
+    assert describe_state_dict(model.state_dict()) == (
+        "depths [1, 1, 2, 1], dims [8, 16, 24, 32], in_chans=2, num_classes=4, deploy structure (re-parameterized)"
+    )
