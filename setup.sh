@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Set up everything on a fresh machine: the bundled demo datasets (Debian packages, where apt is
+# available), a virtual environment in .venv, PyTorch, and this package with all its extras.
+# Safe to run again: what is already installed is kept.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+# Real data that ships with Debian: Fashion-MNIST (the default training run), sound samples
+# (audio demo) and CGAL's meshes (point-cloud demo).
+DEBIAN_DATA="dataset-fashion-mnist sonic-pi-samples hydrogen-data libcgal-demo"
+if command -v apt-get >/dev/null 2>&1; then
+  if ! dpkg -s $DEBIAN_DATA >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $DEBIAN_DATA >/dev/null; } \
+      || echo "setup: could not install $DEBIAN_DATA with apt; pass --data DIR to the demos instead" >&2
+  fi
+else
+  echo "setup: no apt-get here; the demos need --data DIR (see README, 'Data')" >&2
+fi
+
+PYTHON="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+# The PyTorch build to use; the default is the one these machines carry on disk. Override with
+# e.g. TORCH_SPEC="torch torchvision" on other machines.
+TORCH_SPEC="${TORCH_SPEC:-torch==2.14.1 torchvision==0.29.1}"
+.venv/bin/python -c "import torch, torchvision" 2>/dev/null || .venv/bin/pip install -q $TORCH_SPEC
+.venv/bin/pip install -q -e ".[all]"
+echo "setup: done (.venv/bin/unireplknet, .venv/bin/pytest)"
