@@ -130,7 +130,9 @@ def test_hub_failure_is_fast_and_names_the_file(monkeypatch, tmp_path):
 
     monkeypatch.setattr(c, "HF_HUB_OFFLINE", True)
     with pytest.raises(CheckpointError) as err:
-        unireplknet.create_model("unireplknet_a", checkpoint="hf://DingXiaoH/UniRepLKNet/unireplknet_a_in1k_224_acc77.03.pth")
+        unireplknet.create_model(
+            "unireplknet_a", checkpoint="hf://DingXiaoH/UniRepLKNet/unireplknet_a_in1k_224_acc77.03.pth"
+        )
     assert "unireplknet_a_in1k_224_acc77.03.pth" in str(err.value) and "local path" in str(err.value)
 
 

@@ -34,7 +34,20 @@ __all__ = [
     "checkpoint_filter_fn",
     "CheckpointError",
     "VARIANTS",
+    "create_detector",
+    "create_segmenter",
 ]
+
+# Dense-prediction builders load torchvision detection / segmentation_models_pytorch on first use only.
+_DENSE_BUILDERS = {"create_detector": "detection", "create_segmenter": "segmentation"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _DENSE_BUILDERS:
+        import importlib
+
+        return getattr(importlib.import_module(f".dense.{_DENSE_BUILDERS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def create_model(
@@ -70,11 +83,11 @@ def create_model(
     state = load_state_dict(checkpoint)
     file_is_trained = any(k.endswith(".ffn.norm.running_var") for k in state)
     model = UniRepLKNet(in_chans=in_chans, num_classes=num_classes, deploy=deploy and not file_is_trained, **kwargs)
-    strict_head = not kwargs.get("features_only", False)
-    if not strict_head:
-        state = {k: v for k, v in state.items() if not k.startswith("head.")}
+    if kwargs.get("features_only", False):
+        from .dense.weights import backbone_state_dict
+
+        state = backbone_state_dict(state, model)  # no classifier; stage norms start as identity if absent
     load_checkpoint(model, state)
     if deploy and file_is_trained:
         reparameterize(model.eval())
     return model
-

@@ -115,7 +115,9 @@ def _read_file(path: Path) -> object:
         try:
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-            raise CheckpointError(f"cannot read {path}: not a valid safetensors file (corrupt or truncated?): {e}") from None
+            raise CheckpointError(
+                f"cannot read {path}: not a valid safetensors file (corrupt or truncated?): {e}"
+            ) from None
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for bad files; all mean the same to a user
@@ -173,7 +175,9 @@ def describe_state_dict(state_dict: Mapping[str, torch.Tensor]) -> str:
     return ", ".join(parts)
 
 
-def load_checkpoint(model: nn.Module, source: str | os.PathLike | Mapping[str, torch.Tensor], strict: bool = True) -> nn.Module:
+def load_checkpoint(
+    model: nn.Module, source: str | os.PathLike | Mapping[str, torch.Tensor], strict: bool = True
+) -> nn.Module:
     """Load weights into ``model`` from a file, ``hf://`` reference or state dict, in any supported format.
 
     Raises :class:`CheckpointError` listing missing/unexpected keys and shape conflicts, with a guess
@@ -188,6 +192,7 @@ def load_checkpoint(model: nn.Module, source: str | os.PathLike | Mapping[str, t
     if not strict:
         state = {k: v for k, v in state.items() if k in target and k not in conflicts}
     elif missing or unexpected or conflicts:
+
         def show(keys: list[str]) -> str:
             return ", ".join(keys[:8]) + (f" ... (+{len(keys) - 8} more)" if len(keys) > 8 else "")
 
@@ -208,7 +213,9 @@ def load_checkpoint(model: nn.Module, source: str | os.PathLike | Mapping[str, t
     return model
 
 
-def save_safetensors(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, str] | None = None) -> Path:
+def save_safetensors(
+    state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, str] | None = None
+) -> Path:
     """Write ``state_dict`` as safetensors atomically: a crash never leaves a half-written file."""
     from safetensors.torch import save_file
 

@@ -164,7 +164,7 @@ class UniRepLKNet(nn.Module):
         if kernel_sizes is None:
             kernel_sizes = default_kernel_sizes(depths)
         kernel_sizes = tuple(tuple(int(k) for k in ks) for ks in kernel_sizes)
-        if len(kernel_sizes) != 4 or any(len(ks) != d for ks, d in zip(kernel_sizes, depths)):
+        if len(kernel_sizes) != 4 or any(len(ks) != d for ks, d in zip(kernel_sizes, depths, strict=False)):
             raise ValueError(f"kernel_sizes {kernel_sizes} must give one size per block for depths {depths}")
         self.in_chans = in_chans
         self.num_classes = num_classes
@@ -237,7 +237,9 @@ class UniRepLKNet(nn.Module):
         """Parameter groups for timm's layer-wise lr decay: stem first, then stages/blocks."""
         return dict(
             stem=r"^stem",
-            blocks=r"^stages\.(\d+)" if coarse else [(r"^stages\.(\d+)\.downsample", (0,)), (r"^stages\.(\d+)\.blocks\.(\d+)", None)],
+            blocks=r"^stages\.(\d+)"
+            if coarse
+            else [(r"^stages\.(\d+)\.downsample", (0,)), (r"^stages\.(\d+)\.blocks\.(\d+)", None)],
         )
 
     @torch.jit.ignore

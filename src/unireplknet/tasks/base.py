@@ -114,8 +114,8 @@ class Task(abc.ABC):
     def state_dict(self) -> dict[str, Any]:
         return {}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
+    def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: B027 - optional hook, no-op by default
+        """Restore what :meth:`state_dict` returned (called before evaluation or resumed training)."""
 
     # -- outputs --------------------------------------------------------------------------------
     @abc.abstractmethod
