@@ -10,7 +10,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .checkpoint import CheckpointError, checkpoint_filter_fn, load_checkpoint, load_state_dict, save_safetensors
+from .checkpoint import (
+    CheckpointError,
+    checkpoint_filter_fn,
+    is_training_structure,
+    load_checkpoint,
+    load_state_dict,
+    save_safetensors,
+)
 from .layers import GRN, DilatedReparamBlock, LayerNorm2d, SEBlock, UniRepLKNetBlock
 from .model import VARIANTS, UniRepLKNet, list_models
 from .reparam import merge_dilated_branches, reparameterize
@@ -81,7 +88,7 @@ def create_model(
     if checkpoint is None:
         return UniRepLKNet(in_chans=in_chans, num_classes=num_classes, deploy=deploy, **kwargs)
     state = load_state_dict(checkpoint)
-    file_is_trained = any(k.endswith(".ffn.norm.running_var") for k in state)
+    file_is_trained = is_training_structure(state)
     model = UniRepLKNet(in_chans=in_chans, num_classes=num_classes, deploy=deploy and not file_is_trained, **kwargs)
     if kwargs.get("features_only", False):
         from .dense.weights import backbone_state_dict

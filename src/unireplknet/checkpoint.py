@@ -22,6 +22,7 @@ __all__ = [
     "load_checkpoint",
     "save_safetensors",
     "describe_state_dict",
+    "is_training_structure",
     "HF_PREFIX",
 ]
 
@@ -154,6 +155,11 @@ def load_state_dict(source: str | os.PathLike) -> dict[str, torch.Tensor]:
     return checkpoint_filter_fn(_read_file(path))
 
 
+def is_training_structure(state_dict: Mapping[str, torch.Tensor]) -> bool:
+    """True for a (converted) state dict with BatchNorm statistics, i.e. not re-parameterized."""
+    return any(k.endswith(".ffn.norm.running_var") for k in state_dict)
+
+
 def describe_state_dict(state_dict: Mapping[str, torch.Tensor]) -> str:
     """A short guess of what a (converted) state dict was made for: variant, in_chans, classes, structure."""
     from .model import VARIANTS
@@ -170,8 +176,7 @@ def describe_state_dict(state_dict: Mapping[str, torch.Tensor]) -> str:
         parts.append(f"in_chans={state_dict['stem.conv1.weight'].shape[1]}")
     fc = state_dict.get("head.fc.weight")
     parts.append(f"num_classes={fc.shape[0]}" if fc is not None else "no classifier (num_classes=0 or a backbone)")
-    trained = any(k.endswith(".ffn.norm.running_var") for k in state_dict)
-    parts.append("training structure" if trained else "deploy structure (re-parameterized)")
+    parts.append("training structure" if is_training_structure(state_dict) else "deploy structure (re-parameterized)")
     return ", ".join(parts)
 
 
@@ -199,6 +204,14 @@ def load_checkpoint(
         lines = [f"checkpoint does not fit the model: it looks like {describe_state_dict(state)}"]
         if hasattr(model, "state_dict"):
             lines.append(f"the model is {describe_state_dict(target)}")
+        file_trained, model_trained = is_training_structure(state), is_training_structure(target)
+        if file_trained and not model_trained:
+            lines.append(
+                "hint: build the model in the training structure, load, then call unireplknet.reparameterize(model) "
+                "(create_model(..., deploy=True, checkpoint=FILE) does this for you)"
+            )
+        elif model_trained and not file_trained:
+            lines.append("hint: the file is re-parameterized; build the model with deploy=True")
         if missing:
             lines.append(f"missing keys ({len(missing)}): {show(missing)}")
         if unexpected:
