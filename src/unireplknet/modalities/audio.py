@@ -208,7 +208,7 @@ class AudioClipDataset(Dataset):
         if self.noise and rng.uniform() < self.noise_prob:
             wave = add_background_noise(wave, self.noise[int(rng.integers(len(self.noise)))], rng)
         spec = self.frontend(wave)
-        if self.spec_augment_args is not None:
+        if self.spec_augment_args:
             spec = spec_augment(spec, **self.spec_augment_args)
         return spec, self.items[index][1]
 
@@ -313,7 +313,7 @@ SOUND_TYPE_RULES: tuple[tuple[str, str], ...] = (
     ("cowbell", r"cowbell"),
 )
 # Sonic Pi sample families (file-name prefix) used as classes when no instrument rule matches.
-SONIC_PI_FAMILIES = ("ambi", "bass", "elec", "glitch", "guit", "loop", "mehackit", "misc", "perc", "tabla", "vinyl")
+SONIC_PI_FAMILIES = ("ambi", "bass", "elec", "glitch", "guit", "loop", "misc", "perc", "tabla", "vinyl")
 _GROUP_SUFFIX = re.compile(r"([-_ ]?(hard|hardest|med|soft|softest|\d+))+$")
 
 

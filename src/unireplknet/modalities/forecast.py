@@ -58,7 +58,7 @@ def _fill_gaps(values: np.ndarray) -> np.ndarray:
     """Forward-fill NaNs along time (causal: a gap never sees later values); leading NaNs are back-filled."""
     import pandas as pd
 
-    return pd.DataFrame(values).ffill().bfill().to_numpy(np.float32)
+    return pd.DataFrame(values).ffill().bfill().to_numpy(np.float32, copy=True)
 
 
 def load_csv_series(
@@ -305,7 +305,13 @@ class UniRepLKNetForecaster(nn.Module):
         self.backbone = backbone
         self.head = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(backbone.num_features, pred_len))
 
-    def forward(self, x: torch.Tensor, x_mark: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor | tuple[torch.Tensor, torch.Tensor], x_mark: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``x`` (B, L, N) and time features ``x_mark`` (B, L, F), or the pair ``(x, x_mark)`` as a
+        batch of :class:`ForecastWindows` inputs holds it -> forecasts (B, pred_len, N)."""
+        if isinstance(x, (tuple, list)):
+            x, x_mark = x
         if x.dim() != 3 or x.shape[1] != self.input_len:
             raise ValueError(f"expected x of shape (B, {self.input_len}, N), got {tuple(x.shape)}")
         b, _, n = x.shape

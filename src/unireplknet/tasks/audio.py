@@ -1,0 +1,213 @@
+"""``--task audio``: sound classification with the unchanged backbone on log-mel maps (``in_chans=1``).
+
+Every clip becomes a normalised ``1 x frames x n_mels`` log-mel map (:mod:`unireplknet.modalities.audio`);
+the model is a plain UniRepLKNet with one input channel. Datasets (``data.dataset``):
+
+* ``speech_commands``: Speech Commands V2 under ``data.root`` (official validation/test lists,
+  ``_background_noise_`` mixed into training clips with probability ``data.noise_prob``);
+* ``folders``: "folder per class" under ``data.root`` (pre-split ``train/``, ``val/`` folders or a
+  seeded split);
+* ``sound_types``: the bundled demo of real recordings from Debian's ``sonic-pi-samples`` and
+  ``hydrogen-data`` (see :func:`~unireplknet.modalities.audio.sound_type_items` for the classes).
+
+``data.eval_split`` picks the split evaluated during training (``val``) or by ``eval`` (``test``).
+The log-mel mean/std are computed on the training split and travel with the checkpoint
+(:meth:`AudioTask.state_dict`). Training adds random crops, SpecAugment and mixup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import librosa  # noqa: F401  (fail at task import with the extra's install hint, not mid-run)
+import soundfile  # noqa: F401
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+import unireplknet
+
+from ..modalities import audio as A
+from .base import Metrics, Task, register_task
+
+__all__ = ["AudioTask", "Accuracy"]
+
+
+class Accuracy(Metrics):
+    """Top-1 / top-5 accuracy (percent) and mean loss over an evaluation pass."""
+
+    def __init__(self) -> None:
+        self.stats = torch.zeros(5, dtype=torch.float64)  # top-1 hits, top-5 hits, samples, loss sum, batches
+
+    def update(self, outputs: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor | None = None) -> None:
+        top = outputs.detach().topk(min(5, outputs.shape[-1]), dim=-1).indices.cpu()
+        targets = targets.cpu()
+        hits = top == targets[:, None]
+        batch = [hits[:, 0].sum(), hits.any(-1).sum(), len(targets), float(loss or 0), loss is not None]
+        self.stats += torch.tensor([float(v) for v in batch], dtype=torch.float64)
+
+    def compute(self) -> dict[str, float]:
+        top1, top5, count, loss_sum, batches = self.stats.tolist()
+        if count == 0:
+            return {}
+        result = {"top1": 100 * top1 / count, "top5": 100 * top5 / count}
+        if batches:
+            result["loss"] = loss_sum / batches
+        return result
+
+    def state_tensors(self) -> list[torch.Tensor]:
+        return [self.stats]
+
+
+def model_arguments(cfg: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(variant name, create_model keyword arguments) from the ``model`` section; unset (None) keys are
+    left to the variant's defaults, and ``in_chans``/``num_classes`` belong to the task."""
+    model_cfg = {k: v for k, v in (cfg.get("model") or {}).items() if v is not None}
+    for fixed in ("in_chans", "num_classes"):
+        model_cfg.pop(fixed, None)
+    return model_cfg.pop("name", "unireplknet_a"), model_cfg
+
+
+@register_task
+class AudioTask(Task):
+    """Audio classification from log-mel maps (see the module docstring for the data options)."""
+
+    name = "audio"
+    primary_metric = "top1"
+    default_config: dict[str, Any] = {
+        "model": {"name": "unireplknet_a", "drop_path_rate": 0.1},
+        "data": {
+            "dataset": "sound_types",  # speech_commands | folders | sound_types
+            "root": None,
+            "eval_split": "val",  # val | test
+            "seed": 0,  # split seed (folders without train/val subfolders, sound_types)
+            "val_fraction": 0.15,
+            "test_fraction": 0.15,
+            "min_clips": 8,  # sound_types: classes with fewer files are dropped
+            "sample_rate": 16000,
+            "n_mels": 128,
+            "window_ms": 25.0,
+            "hop_ms": 10.0,
+            "frames": 100,  # T: 100 frames = 1 s
+            "cache": True,  # keep decoded waveforms in memory (turn off for large datasets)
+            "noise_prob": 0.8,  # speech_commands: chance of mixing in background noise
+            "spec_augment": {"freq_mask": 24, "time_mask": 20, "num_masks": 2},  # num_masks: 0 disables
+            "mixup": 0.5,  # mixup alpha (0 disables)
+            "label_smoothing": 0.1,
+        },
+    }
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        super().__init__(cfg)
+        self.data = cfg["data"]
+        d = self.data
+        self.frontend = A.LogMelFrontend(
+            sample_rate=d["sample_rate"],
+            n_mels=d["n_mels"],
+            window_ms=d["window_ms"],
+            hop_ms=d["hop_ms"],
+            frames=d["frames"],
+        )
+        self.classes: list[str] = []
+        self.stats_fitted = False
+
+    # -- data -----------------------------------------------------------------------------------
+    def splits(self) -> tuple[dict[str, list[A.Item]], list[str], list[Path]]:
+        """``({'train','val','test'} -> (file, label) items, class names, noise files)``."""
+        d = self.data
+        kind = d["dataset"]
+        if kind == "sound_types":
+            roots = [d["root"]] if d.get("root") else A.SOUND_TYPE_ROOTS
+            splits, classes = A.sound_type_items(
+                roots, d["min_clips"], d["val_fraction"], d["test_fraction"], d["seed"]
+            )
+            return splits, classes, []
+        if not d.get("root"):
+            raise ValueError(f"data.dataset={kind} needs data.root (the dataset folder)")
+        if kind == "speech_commands":
+            return A.speech_commands_items(d["root"])
+        if kind == "folders":
+            return (*A.folder_items(d["root"], d["val_fraction"], d["test_fraction"], d["seed"]), [])
+        raise ValueError(f"data.dataset must be 'speech_commands', 'folders' or 'sound_types', got {kind!r}")
+
+    def build_datasets(self) -> tuple[Dataset, Dataset]:
+        d = self.data
+        if d["eval_split"] not in ("val", "test"):
+            raise ValueError(f"data.eval_split must be 'val' or 'test', got {d['eval_split']!r}")
+        splits, classes, noise_files = self.splits()
+        if self.classes and self.classes != classes:
+            raise ValueError(f"the checkpoint's classes {self.classes} differ from the dataset's {classes}")
+        self.classes = classes
+        noise = [A.load_audio(p, self.frontend.sample_rate) for p in noise_files]
+        train = A.AudioClipDataset(
+            splits["train"],
+            self.frontend,
+            train=True,
+            noise=noise,
+            noise_prob=d["noise_prob"],
+            spec_augment_args=d["spec_augment"],
+            cache=d["cache"],
+        )
+        if not self.stats_fitted:
+            self.frontend.fit_stats([train.waveform(i) for i in range(len(train))])
+            self.stats_fitted = True
+        evaluation = A.AudioClipDataset(splits[d["eval_split"]], self.frontend, train=False, cache=d["cache"])
+        return train, evaluation
+
+    def batch_transform(self) -> Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]] | None:
+        alpha, smoothing = self.data["mixup"], self.data["label_smoothing"]
+        if not alpha:
+            return None
+        from timm.data import Mixup
+        from timm.data.mixup import mixup_target
+
+        mixup = Mixup(mixup_alpha=alpha, cutmix_alpha=0.0, label_smoothing=smoothing, num_classes=len(self.classes))
+
+        def mix(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            if len(x) % 2:  # timm mixes pairs (i, B-1-i); a lone odd sample keeps its own (smoothed) label
+                return x, mixup_target(y, len(self.classes), 1.0, smoothing)
+            return mixup(x, y)
+
+        return mix
+
+    # -- model ----------------------------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        if not self.classes:
+            raise ValueError("the audio task needs its class names: build the datasets or load a checkpoint first")
+        name, kwargs = model_arguments(self.cfg)
+        return unireplknet.create_model(name, in_chans=1, num_classes=len(self.classes), **kwargs)
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor, train: bool) -> torch.Tensor:
+        if targets.is_floating_point():  # mixup's soft targets
+            return torch.sum(-targets * F.log_softmax(outputs, dim=-1), dim=-1).mean()
+        return F.cross_entropy(outputs, targets, label_smoothing=self.data["label_smoothing"] if train else 0.0)
+
+    def new_metrics(self) -> Metrics:
+        return Accuracy()
+
+    # -- state ----------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"classes": list(self.classes), "mean": self.frontend.mean, "std": self.frontend.std}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.classes = list(state["classes"])
+        self.frontend.mean, self.frontend.std = float(state["mean"]), float(state["std"])
+        self.stats_fitted = True
+
+    # -- outputs --------------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, model: nn.Module, paths: Sequence[Path], top_k: int = 5) -> list[dict[str, Any]]:
+        """Top-``top_k`` classes of each audio file (its first ``frames`` frames, as in evaluation)."""
+        device = next(model.parameters()).device
+        model.eval()
+        results = []
+        for path in paths:
+            x = self.frontend(A.load_audio(path, self.frontend.sample_rate)).unsqueeze(0).to(device)
+            probs = model(x).float().softmax(-1)[0].cpu()
+            values, indices = probs.topk(min(top_k, len(self.classes)))
+            top = [{"label": self.classes[i], "prob": float(p)} for p, i in zip(values, indices.tolist(), strict=True)]
+            results.append({"path": str(path), "top": top})
+        return results

