@@ -12,6 +12,7 @@ __all__ = ["Task", "Metrics", "register_task", "get_task", "TASKS", "BUILTIN_TAS
 
 # task name -> (module under unireplknet.tasks, pip extra that provides its dependencies)
 BUILTIN_TASKS: dict[str, tuple[str, str | None]] = {
+    "classify": ("classify", "train"),
     "video": ("video", "video"),
     "points": ("points", "points"),
     "audio": ("audio", "audio"),

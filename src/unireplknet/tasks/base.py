@@ -65,6 +65,11 @@ class Metrics(abc.ABC):
     def state_tensors(self) -> list[torch.Tensor]:
         """The accumulated statistics; the engine sums them over processes in place."""
 
+    def report(self, run_dir: Path) -> dict[str, Any]:
+        """End-of-run artifacts drawn from the accumulated statistics (e.g. a confusion-matrix PNG) written
+        into ``run_dir``; returns ``{name: path}`` for the run summary. Called on the final evaluation."""
+        return {}
+
 
 class Task(abc.ABC):
     """One learning problem for the engine.
@@ -109,6 +114,11 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def new_metrics(self) -> Metrics:
         """A fresh accumulator for one evaluation pass."""
+
+    def train_metrics(self) -> Metrics | None:
+        """A cheap accumulator fed with training batches (after :meth:`batch_transform`) for the progress
+        bar and ``metrics.jsonl``, or None. Its ``state_tensors`` are saved for exact resumption."""
+        return None
 
     # -- state that must travel with a checkpoint (e.g. normalisation statistics, class names) ---
     def state_dict(self) -> dict[str, Any]:

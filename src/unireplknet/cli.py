@@ -1,0 +1,403 @@
+"""The ``unireplknet`` command line: train, eval, predict, reparam, info, export.
+
+Tasks are looked up by name (``--task NAME``) through :func:`unireplknet.tasks.get_task`, so every
+registered task works here unchanged; task options go through the config (``--config FILE`` and
+``--set section.key=value``). Bad input ends with a one-line ``error: ...`` and exit code 2.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="unireplknet",
+    help="Train, evaluate, predict with, re-parameterize and export UniRepLKNet models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="YAML config file (sections task, model, data, train, ...).")
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="Config override section.key=value (repeatable), e.g. train.lr=0.002."),
+]
+TaskOpt = Annotated[
+    str | None, typer.Option("--task", "-t", help="Task name (default: from the config or checkpoint, else classify).")
+]
+DataOpt = Annotated[Path | None, typer.Option("--data", "-d", help="Dataset location (sets data.root).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+class UsageError(ValueError):
+    """Bad command-line input (reported as a one-line error, exit code 2)."""
+
+
+def _fail(error: BaseException) -> typer.Exit:
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    if lines and lines[0].startswith("Caught ") and "DataLoader worker" in lines[0]:
+        lines = lines[-1:]  # the worker's own message is the last line of its traceback
+    typer.echo(f"error: {'; '.join(lines) or type(error).__name__}", err=True)
+    return typer.Exit(code=2)
+
+
+def _guard(fn: Any) -> Any:
+    """Turn expected failures (bad config, data, checkpoint) into ``error: ...`` and exit code 2."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as e:
+            raise _fail(e) from None
+
+    return wrapper
+
+
+# -- config assembly -------------------------------------------------------------------------------
+def _overrides(sets: list[str] | None, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``--set`` items, then dedicated options (``{"data.root": value}``; None means not given)."""
+    from .config import merge, parse_overrides
+
+    layer = parse_overrides(sets or [])
+    for dotted, value in (options or {}).items():
+        if value is not None:
+            section, key = dotted.split(".")
+            layer = merge(layer, {section: {key: value}}, strict=False)
+    return layer
+
+
+def _resolve(
+    config: Path | None, task: str | None, overrides: dict[str, Any], stored: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    from .config import load_yaml, resolve_config
+    from .tasks import get_task
+
+    user = load_yaml(config) if config is not None else {}
+    name = task or overrides.get("task") or user.get("task") or (stored or {}).get("task") or "classify"
+    task_cls = get_task(name)
+    user = {**user, "task": name}
+    return resolve_config(task_cls.default_config, user, overrides, stored=stored)
+
+
+def _load_model(
+    checkpoint: Path, config: Path | None, task: str | None, overrides: dict[str, Any], need_data: bool
+) -> tuple[Any, Any, Any]:
+    """(task, model with the checkpoint's weights in the file's structure, eval dataset or None)."""
+    from .engine import build_task
+    from .engine.state import load_weights, read_weights
+
+    weights, info = read_weights(checkpoint)
+    cfg = _resolve(config, task, overrides, stored=info.get("config"))
+    task_obj = build_task(cfg)
+    if info.get("task_state"):
+        task_obj.load_state_dict(info["task_state"])
+    dataset = task_obj.build_datasets()[1] if need_data or not info.get("task_state") else None
+    model = load_weights(task_obj.build_model(), weights)
+    return task_obj, model.eval(), dataset
+
+
+def _print_table(title: str, rows: dict[str, Any]) -> None:
+    from rich.console import Console
+
+    from .engine.progress import summary_table
+
+    Console().print(summary_table(title, rows))
+
+
+# -- commands --------------------------------------------------------------------------------------
+@app.command()
+@_guard
+def train(
+    config: ConfigOpt = None,
+    task: TaskOpt = None,
+    sets: SetOpt = None,
+    data: DataOpt = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="Train on the whole training set (data.train_subset=null).")
+    ] = False,
+    epochs: Annotated[int | None, typer.Option("--epochs", "-e", help="Number of epochs (train.epochs).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for run folders (output.dir).")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Run folder name (output.name).")] = None,
+    device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N (train.device).")] = None,
+    resume: Annotated[
+        Path | None, typer.Option("--resume", "-r", help="Continue the run in this folder exactly where it stopped.")
+    ] = None,
+) -> None:
+    """Train a model (default: UniRepLKNet-A on the bundled Fashion-MNIST), evaluate it, re-parameterize it
+    and check the deployed model gives the same outputs. Launch with torchrun for several processes."""
+    from .engine import train as run_training
+
+    if resume is not None:
+        if any(v not in (None, False, []) for v in (config, task, sets, data, full, epochs, output, name)):
+            raise UsageError("--resume continues a run with its own saved config; drop the other options")
+        from .config import load_yaml
+
+        stored = load_yaml(resume / "config.yaml") if (resume / "config.yaml").is_file() else None
+        if stored is None:
+            raise UsageError(f"{resume} is not a run folder (no config.yaml); pass the folder `train` created")
+        cfg = _resolve(None, None, {} if device is None else {"train": {"device": device}}, stored=stored)
+        run_training(cfg, resume, resume=True)
+        return
+    overrides = _overrides(
+        sets,
+        {
+            "data.root": str(data) if data is not None else None,
+            "train.epochs": epochs,
+            "output.dir": str(output) if output is not None else None,
+            "output.name": name,
+            "train.device": device,
+        },
+    )
+    cfg = _resolve(config, task, overrides)
+    if full:
+        if "train_subset" not in cfg["data"]:
+            raise UsageError(f"--full: task {cfg['task']!r} has no data.train_subset option")
+        cfg["data"]["train_subset"] = None
+    run_training(cfg)
+
+
+@app.command("eval")
+@_guard
+def evaluate_cmd(
+    checkpoint: Annotated[
+        Path, typer.Argument(help="Weights file (a run's last/best/deploy.safetensors, or any supported checkpoint).")
+    ],
+    config: ConfigOpt = None,
+    task: TaskOpt = None,
+    sets: SetOpt = None,
+    data: DataOpt = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", "-b", help="Evaluation batch size.")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    as_json: JsonOpt = False,
+) -> None:
+    """Evaluate a checkpoint (training or deploy structure) on the task's evaluation split: top-1, top-5, loss."""
+    import time
+
+    from .engine.data import eval_loader
+    from .engine.distributed import DistInfo, pick_device
+    from .engine.evaluate import evaluate
+
+    overrides = _overrides(
+        sets, {"data.root": str(data) if data is not None else None, "data.eval_batch_size": batch_size}
+    )
+    task_obj, model, dataset = _load_model(checkpoint, config, task, overrides, need_data=True)
+    target = pick_device(device)
+    model.to(target)
+    cfg = task_obj.cfg
+    loader = eval_loader(
+        dataset,
+        DistInfo(),
+        batch_size=cfg["data"]["eval_batch_size"],
+        num_workers=cfg["data"]["num_workers"],
+        collate_fn=task_obj.collate_fn(False),
+        pin_memory=target.type == "cuda",
+    )
+    started = time.perf_counter()
+    (metrics,), _ = evaluate([model], loader, task_obj.new_metrics, task_obj.loss, target)
+    result = {"checkpoint": str(checkpoint), "samples": len(dataset), **metrics.compute()}
+    result["seconds"] = round(time.perf_counter() - started, 2)
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        _print_table(f"evaluation ({task_obj.name})", result)
+
+
+def _expand_inputs(inputs: list[Path]) -> list[Path]:
+    from .data.folders import IMAGE_EXTENSIONS
+
+    files: list[Path] = []
+    for item in inputs:
+        if item.is_dir():
+            found = sorted(p for p in item.rglob("*") if p.is_file() and not p.name.startswith("."))
+            found = [p for p in found if p.suffix.lower() in IMAGE_EXTENSIONS] or found
+            if not found:
+                raise UsageError(f"folder {item} holds no input files")
+            files.extend(found)
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise FileNotFoundError(f"input not found: {item}")
+    return files
+
+
+@app.command()
+@_guard
+def predict(
+    checkpoint: Annotated[
+        Path, typer.Argument(help="Weights file written by `unireplknet train` (or with --set for others).")
+    ],
+    inputs: Annotated[list[Path], typer.Argument(help="Input files and/or folders (searched recursively).")],
+    top_k: Annotated[int, typer.Option("--top-k", "-k", help="Classes to show per input.")] = 5,
+    config: ConfigOpt = None,
+    task: TaskOpt = None,
+    sets: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Predict the top classes (with probabilities) of input files, e.g. images."""
+    if top_k < 1:
+        raise UsageError(f"--top-k must be >= 1, got {top_k}")
+    files = _expand_inputs(inputs)
+    task_obj, model, _ = _load_model(checkpoint, config, task, _overrides(sets), need_data=False)
+    results = task_obj.predict(model, files, top_k=top_k)
+    if as_json:
+        typer.echo(json.dumps(results, indent=2))
+        return
+    for result in results:
+        top = result.get("top")
+        if top is None:
+            typer.echo(json.dumps(result))
+            continue
+        typer.echo(result["path"])
+        for entry in top:
+            typer.echo(f"  {entry['probability']:8.2%}  {entry['class']}")
+
+
+@app.command()
+@_guard
+def reparam(
+    source: Annotated[Path, typer.Argument(help="Checkpoint in the training structure.")],
+    target: Annotated[Path, typer.Argument(help="Output .safetensors file (deploy structure).")],
+    model_name: Annotated[
+        str | None, typer.Option("--model", "-m", help="Variant, for checkpoints not written by `unireplknet train`.")
+    ] = None,
+    size: Annotated[
+        int | None, typer.Option("--size", help="Side of the random check input (default: the run's, else 224).")
+    ] = None,
+    tolerance: Annotated[float, typer.Option("--tolerance", help="Largest accepted output difference.")] = 1e-4,
+    sets: SetOpt = None,
+) -> None:
+    """Re-parameterize a checkpoint into the inference structure and verify both give the same outputs."""
+    import torch
+
+    from .engine.evaluate import max_abs_diff
+    from .engine.state import read_weights, save_weights
+    from .reparam import reparameterize
+
+    if target.suffix != ".safetensors":
+        raise UsageError(f"output must be a .safetensors file, got {target}")
+    weights, info = read_weights(source)
+    if info.get("config"):
+        if model_name is not None:
+            sets = [*(sets or []), f"model.name={model_name}"]
+        task_obj, model, _ = _load_model(source, None, None, _overrides(sets), need_data=False)
+        cfg, task_state = task_obj.cfg, task_obj.state_dict()
+        in_chans = task_state.get("in_chans", getattr(model, "in_chans", 3))
+        size = size or task_state.get("img_size") or 224
+    else:
+        import unireplknet
+
+        if model_name is None:
+            raise UsageError(f"{source} holds no run config; name its variant with --model, e.g. --model unireplknet_a")
+        fc, stem = weights.get("head.fc.weight"), weights.get("stem.conv1.weight")
+        in_chans = int(stem.shape[1]) if stem is not None else 3
+        model = unireplknet.create_model(
+            model_name, num_classes=int(fc.shape[0]) if fc is not None else 0, in_chans=in_chans
+        )
+        from .engine.state import load_weights
+
+        model = load_weights(model, weights).eval()
+        cfg, task_state, size = {"model": {"name": model_name}}, {}, size or 224
+    deployed = reparameterize(copy.deepcopy(model))
+    if set(deployed.state_dict()) == set(model.state_dict()):
+        raise UsageError(f"{source} is already in the deploy (re-parameterized) structure")
+    x = torch.randn(2, in_chans, size, size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        diff = max_abs_diff(model(x), deployed(x))
+    typer.echo(f"max |train - deploy| on random input {tuple(x.shape)}: {diff:.3g}")
+    if diff > tolerance:
+        typer.echo(f"error: difference {diff:.3g} exceeds the tolerance {tolerance:g}; nothing written", err=True)
+        raise typer.Exit(code=1)
+    save_weights(target, deployed.state_dict(), {"config": cfg, "task_state": task_state, "structure": "deploy"})
+    typer.echo(f"wrote {target}")
+
+
+@app.command()
+@_guard
+def info(
+    name: Annotated[str, typer.Argument(help="Variant: unireplknet_a, _f, _p, _n, _t, _s, _b, _l, _xl.")],
+    size: Annotated[int, typer.Option("--size", help="Input side length.")] = 224,
+    in_chans: Annotated[int, typer.Option("--in-chans", help="Input channels.")] = 3,
+    num_classes: Annotated[int, typer.Option("--num-classes", help="Classifier outputs.")] = 1000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Parameters (training and deploy structure) and FLOPs (multiply-accumulates) of a variant."""
+    from .flops import model_info
+
+    result = model_info(name, size=size, in_chans=in_chans, num_classes=num_classes)
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    rows = {
+        "input": f"{result['batch']} x {in_chans} x {size} x {size}",
+        "params (train structure)": f"{result['params_train'] / 1e6:.2f} M",
+        "params (deploy structure)": f"{result['params_deploy'] / 1e6:.2f} M",
+        "FLOPs (deploy, multiply-adds)": f"{result['macs_deploy'] / 1e9:.3f} G",
+        "FLOPs (train structure, multiply-adds)": f"{result['macs_train'] / 1e9:.3f} G",
+    }
+    _print_table(name, rows)
+
+
+@app.command()
+@_guard
+def export(
+    checkpoint: Annotated[
+        Path, typer.Argument(help="Weights file (re-parameterized first if in the training structure).")
+    ],
+    target: Annotated[Path, typer.Argument(help="Output file (.onnx or .pt).")],
+    fmt: Annotated[
+        str | None, typer.Option("--format", "-f", help="onnx or torchscript (default: from the file suffix).")
+    ] = None,
+    size: Annotated[
+        int | None, typer.Option("--size", help="Input side length (default: the run's, else 224).")
+    ] = None,
+    sets: SetOpt = None,
+) -> None:
+    """Export a checkpoint to ONNX or TorchScript (deploy structure)."""
+    from .reparam import reparameterize
+
+    fmt = fmt or {".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript"}.get(target.suffix)
+    if fmt not in ("onnx", "torchscript"):
+        raise UsageError(
+            f"cannot tell the export format from {target.name}; pass --format onnx or --format torchscript"
+        )
+    task_obj, model, _ = _load_model(checkpoint, None, None, _overrides(sets), need_data=False)
+    model = reparameterize(model)  # no-op for a deploy-structure checkpoint
+    task_state = task_obj.state_dict()
+    in_chans = task_state.get("in_chans", getattr(model, "in_chans", 3))
+    size = size or task_state.get("img_size") or 224
+    try:
+        from . import export as exporter
+    except ImportError as e:
+        raise UsageError(
+            f"export needs its optional packages ({e.name}); install them with: pip install 'unireplknet[export]'"
+        ) from None
+    function = exporter.export_onnx if fmt == "onnx" else exporter.export_torchscript
+    function(model, target, input_shape=(1, in_chans, size, size))
+    typer.echo(f"wrote {target}")
+
+
+def main() -> None:
+    """Console entry point."""
+    # PyTorch's OpenMP threads spin while waiting for work; on a CPU shared with other processes that
+    # makes training several times slower. The wait policy is read once at start-up, so the command
+    # re-executes itself with a passive policy unless the user chose one.
+    # Only the compute-heavy commands pay for the second start-up.
+    heavy = len(sys.argv) > 1 and sys.argv[1] in ("train", "eval") and not {"-h", "--help"} & set(sys.argv)
+    if heavy and "OMP_WAIT_POLICY" not in os.environ:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+        os.execv(sys.executable, [sys.executable, "-m", "unireplknet", *sys.argv[1:]])
+    app(prog_name="unireplknet")

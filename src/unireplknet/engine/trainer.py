@@ -1,0 +1,490 @@
+"""The training loop: any :class:`~unireplknet.tasks.Task`, one process or many (``torchrun``).
+
+A run folder holds::
+
+    config.yaml            the resolved config (written first)
+    metrics.jsonl          one line per epoch
+    train_state.safetensors  everything --resume needs (model, optimizer, scheduler, EMA, RNG, position)
+    last.safetensors       weights after the last epoch  (plus config and task state in the metadata)
+    best.safetensors       weights of the epoch with the best primary metric
+    deploy.safetensors     re-parameterized ``last`` weights, checked against the trained structure
+    curves.png             loss and primary metric per epoch
+    summary.json           written last: its presence marks a finished run
+
+Resuming is exact: the sample order of an epoch depends only on (seed, epoch), the training state
+(including every process's RNG) is saved every ``train.checkpoint_every_steps`` optimizer steps and
+at each epoch end, and a resumed run replays the steps after the last save identically. With
+``data.num_workers > 0`` per-sample augmentation runs in worker processes whose RNG streams depend
+on how batches were spread over workers, so mid-epoch resumption is then exact only in distribution.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import os
+import random
+import signal
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from ..config import dump_yaml
+from ..reparam import reparameterize
+from ..tasks import Task, get_task
+from . import distributed, state
+from .data import eval_loader, fixed_subset, to_device, train_loader
+from .evaluate import autocast, evaluate
+from .progress import TrainProgress, console, summary_table
+from .report import append_jsonl, plot_curves, read_jsonl, truncate_jsonl
+
+__all__ = ["train", "RunPaths", "new_run_dir", "build_task", "CRASH_ENV"]
+
+# Test hook: SIGKILL this process right after the given global optimizer step, as `kill -9` would.
+CRASH_ENV = "UNIREPLKNET_KILL_AFTER_STEP"
+
+
+class RunPaths:
+    """Where each output of a run lives."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+        self.config = self.root / "config.yaml"
+        self.metrics = self.root / "metrics.jsonl"
+        self.state = self.root / "train_state.safetensors"
+        self.last = self.root / "last.safetensors"
+        self.best = self.root / "best.safetensors"
+        self.deploy = self.root / "deploy.safetensors"
+        self.curves = self.root / "curves.png"
+        self.summary = self.root / "summary.json"
+        self.tensorboard = self.root / "tensorboard"
+
+
+def new_run_dir(cfg: dict[str, Any]) -> Path:
+    """``output.dir / output.name`` (default name: ``<task>-<model>-<date-time>``)."""
+    out = cfg["output"]
+    name = out["name"] or f"{cfg['task']}-{cfg['model']['name']}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    return Path(out["dir"]) / name
+
+
+def build_task(cfg: dict[str, Any]) -> Task:
+    return get_task(cfg["task"])(cfg)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+class _Trainer:
+    def __init__(self, cfg: dict[str, Any], run_dir: Path | None, resume: bool) -> None:
+        self.cfg = cfg
+        tcfg = cfg["train"]
+        self.tcfg = tcfg
+        self.dist, self.device = distributed.setup(tcfg["device"])
+        if tcfg["threads"]:
+            torch.set_num_threads(int(tcfg["threads"]))
+        if tcfg["accum_steps"] < 1:
+            raise ValueError(f"train.accum_steps must be >= 1, got {tcfg['accum_steps']}")
+        _seed_everything(tcfg["seed"])
+
+        # Everything that can fail on bad input happens before the run folder exists.
+        self.task = build_task(cfg)
+        self.train_set, self.eval_set = self.task.build_datasets()
+        self.epoch_eval_set = fixed_subset(self.eval_set, tcfg["epoch_eval_size"], seed=tcfg["seed"])
+        model = self.task.build_model()
+        if cfg["model"]["sync_bn"] and self.dist.enabled:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model.to(self.device)
+        if tcfg["channels_last"]:
+            model.to(memory_format=torch.channels_last)
+        self.model = model
+
+        bs, accum = cfg["data"]["batch_size"], tcfg["accum_steps"]
+        per_process = math.ceil(len(self.train_set) / self.dist.world_size)
+        self.steps_per_epoch = per_process // (bs * accum)
+        if self.steps_per_epoch == 0:
+            raise ValueError(
+                f"the training set has {len(self.train_set)} samples, fewer than one optimizer step needs "
+                f"({bs} x {accum} accumulation steps x {self.dist.world_size} processes); lower data.batch_size"
+            )
+        from timm.optim import create_optimizer_v2
+        from timm.scheduler import create_scheduler_v2
+        from timm.utils import ModelEmaV3
+
+        self.optimizer = create_optimizer_v2(
+            model,
+            opt=tcfg["opt"],
+            lr=tcfg["lr"],
+            weight_decay=tcfg["weight_decay"],
+            momentum=tcfg["momentum"],
+            layer_decay=tcfg["layer_decay"],
+        )
+        self.scheduler, _ = create_scheduler_v2(
+            self.optimizer,
+            sched=tcfg["sched"],
+            num_epochs=tcfg["epochs"],
+            min_lr=tcfg["min_lr"],
+            warmup_lr=tcfg["warmup_lr"],
+            warmup_epochs=tcfg["warmup_epochs"],
+            step_on_epochs=False,
+            updates_per_epoch=self.steps_per_epoch,
+        )
+        self.ema = ModelEmaV3(model, decay=tcfg["ema_decay"], use_warmup=tcfg["ema_warmup"]) if tcfg["ema"] else None
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=tcfg["amp"] == "fp16")
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp_model: nn.Module = DistributedDataParallel(model, device_ids=ids)
+        else:
+            self.ddp_model = model
+
+        pin = self.device.type == "cuda"
+        self.train_loader = train_loader(
+            self.train_set,
+            self.dist,
+            batch_size=bs,
+            steps=self.steps_per_epoch,
+            accum_steps=accum,
+            seed=tcfg["seed"],
+            num_workers=cfg["data"]["num_workers"],
+            collate_fn=self.task.collate_fn(True),
+            pin_memory=pin,
+        )
+        self.eval_loaders = {
+            name: eval_loader(
+                dataset,
+                self.dist,
+                batch_size=cfg["data"]["eval_batch_size"],
+                num_workers=cfg["data"]["num_workers"],
+                collate_fn=self.task.collate_fn(False),
+                pin_memory=pin,
+            )
+            for name, dataset in (("epoch", self.epoch_eval_set), ("final", self.eval_set))
+        }
+        self.batch_transform = self.task.batch_transform()
+        self.train_metrics = self.task.train_metrics()
+
+        # position in the schedule
+        self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
+        self.best: float | None = None
+        self.loss_sum = torch.zeros((), dtype=torch.float64)
+        self.samples_seen = torch.zeros((), dtype=torch.int64)
+
+        if resume:
+            if run_dir is None:
+                raise ValueError("resume needs the run folder")
+            self.paths = RunPaths(run_dir)
+            self._load_state(state.load_state(self.paths.state))
+        else:
+            root = Path(distributed.gather_objects(str(run_dir or new_run_dir(cfg)))[0])
+            self.paths = RunPaths(root)
+            if self.dist.is_main:
+                if self.paths.state.exists() or self.paths.summary.exists():
+                    raise ValueError(
+                        f"{root} already holds a run; continue it with --resume {root} or choose another output folder"
+                    )
+                root.mkdir(parents=True, exist_ok=True)
+                dump_yaml(cfg, self.paths.config)
+                self.paths.metrics.unlink(missing_ok=True)
+            _seed_everything(tcfg["seed"] + self.dist.rank)  # distinct augmentation per process
+        self.tb = None
+        if tcfg["tensorboard"] and self.dist.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(self.paths.tensorboard))
+
+    # -- state ------------------------------------------------------------------------------------
+    def _train_state(self) -> dict[str, Any]:
+        rngs = distributed.gather_objects(state.capture_rng())
+        return {
+            "model": _unwrap(self.model).state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "ema": self.ema.module.state_dict() if self.ema is not None else None,
+            "scaler": self.scaler.state_dict(),
+            "rng": rngs,
+            "train_metrics": [t.clone() for t in self.train_metrics.state_tensors()] if self.train_metrics else None,
+            "loss_sum": self.loss_sum.clone(),
+            "samples_seen": self.samples_seen.clone(),
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "global_step": self.global_step,
+            "best": self.best,
+            "world_size": self.dist.world_size,
+            "task_state": self.task.state_dict(),
+        }
+
+    def _save_state(self) -> None:
+        snapshot = self._train_state()  # collective: every process takes part
+        if self.dist.is_main:
+            state.save_state(self.paths.state, snapshot)
+
+    def _load_state(self, saved: dict[str, Any]) -> None:
+        if saved["world_size"] != self.dist.world_size:
+            raise ValueError(
+                f"{self.paths.root} was trained with {saved['world_size']} processes; resume it with the same number"
+            )
+        _unwrap(self.model).load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        if self.ema is not None:
+            self.ema.module.load_state_dict(saved["ema"])
+        self.scaler.load_state_dict(saved["scaler"])
+        if self.train_metrics is not None:
+            for mine, stored in zip(self.train_metrics.state_tensors(), saved["train_metrics"], strict=True):
+                mine.copy_(stored)
+        self.loss_sum.copy_(saved["loss_sum"])
+        self.samples_seen.copy_(saved["samples_seen"])
+        self.epoch, self.step_in_epoch = saved["epoch"], saved["step_in_epoch"]
+        self.global_step, self.best = saved["global_step"], saved["best"]
+        self.task.load_state_dict(saved["task_state"])
+        state.restore_rng(saved["rng"][self.dist.rank])
+        if self.dist.is_main:
+            truncate_jsonl(self.paths.metrics, before_epoch=self.epoch)
+
+    def _weights_info(self, structure: str, metrics: dict[str, float] | None = None) -> dict[str, Any]:
+        return {
+            "config": self.cfg,
+            "task_state": self.task.state_dict(),
+            "structure": structure,
+            "epoch": self.epoch,
+            "metrics": metrics or {},
+        }
+
+    @property
+    def eval_model(self) -> nn.Module:
+        return self.ema.module if self.ema is not None else _unwrap(self.model)
+
+    # -- loop -------------------------------------------------------------------------------------
+    def _reset_epoch_accumulators(self) -> None:
+        self.loss_sum.zero_()
+        self.samples_seen.zero_()
+        if self.train_metrics is not None:
+            for t in self.train_metrics.state_tensors():
+                t.zero_()
+
+    def _train_epoch(self, bar: TrainProgress) -> None:
+        tcfg, accum = self.tcfg, self.tcfg["accum_steps"]
+        sampler = self.train_loader.sampler
+        sampler.set_epoch(self.epoch)
+        sampler.start = self.step_in_epoch * accum * self.cfg["data"]["batch_size"]
+        self.train_loader.generator.manual_seed(tcfg["seed"] * 1_000_003 + self.epoch)
+        if self.step_in_epoch == 0:
+            self._reset_epoch_accumulators()
+        self.ddp_model.train()
+        bar.start_epoch(self.epoch, self.steps_per_epoch, self.step_in_epoch)
+        crash_after = int(os.environ.get(CRASH_ENV, "0"))
+        batches = iter(self.train_loader)
+        started, images = time.perf_counter(), 0
+        while self.step_in_epoch < self.steps_per_epoch:
+            for micro in range(accum):
+                inputs, targets = next(batches)
+                inputs = to_device(inputs, self.device, tcfg["channels_last"])
+                targets = to_device(targets, self.device)
+                if self.batch_transform is not None:
+                    inputs, targets = self.batch_transform(inputs, targets)
+                sync = micro == accum - 1 or not self.dist.enabled
+                with contextlib.nullcontext() if sync else self.ddp_model.no_sync(), autocast(self.device, tcfg["amp"]):
+                    outputs = self.ddp_model(inputs)
+                    loss = self.task.loss(outputs, targets, True)
+                self.scaler.scale(loss / accum).backward()
+                n = len(inputs) if isinstance(inputs, torch.Tensor) else self.cfg["data"]["batch_size"]
+                self.loss_sum += loss.detach().double().cpu() * n
+                self.samples_seen += n
+                images += n
+                if self.train_metrics is not None:
+                    self.train_metrics.update(
+                        outputs.detach() if isinstance(outputs, torch.Tensor) else outputs, targets
+                    )
+            if tcfg["clip_grad"]:
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(self.model.parameters(), tcfg["clip_grad"])
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.global_step += 1
+            self.step_in_epoch += 1
+            self.scheduler.step_update(num_updates=self.global_step)
+            if self.ema is not None:
+                self.ema.update(_unwrap(self.model), step=self.global_step)
+
+            elapsed = time.perf_counter() - started
+            stats = {"loss": (self.loss_sum / self.samples_seen.clamp(min=1)).item()}
+            if self.train_metrics is not None:
+                stats.update({k: v for k, v in self.train_metrics.compute().items() if k == self.task.primary_metric})
+            stats["img/s"] = images * self.dist.world_size / max(elapsed, 1e-9)
+            stats["lr"] = self.optimizer.param_groups[0]["lr"]
+            bar.step(stats)
+            if self.global_step % tcfg["checkpoint_every_steps"] == 0 and self.step_in_epoch < self.steps_per_epoch:
+                self._save_state()
+            if crash_after and self.global_step == crash_after:
+                os.kill(os.getpid(), signal.SIGKILL)
+        self.epoch_throughput = images * self.dist.world_size / max(time.perf_counter() - started, 1e-9)
+
+    def _epoch_end(self, bar: TrainProgress, epoch_started: float) -> None:
+        bar.start_epoch(self.epoch, len(self.eval_loaders["epoch"]), 0, description="eval")
+        (metrics,), _ = evaluate(
+            [self.eval_model],
+            self.eval_loaders["epoch"],
+            self.task.new_metrics,
+            self.task.loss,
+            self.device,
+            amp=self.tcfg["amp"],
+            channels_last=self.tcfg["channels_last"],
+            on_batch=lambda n: bar.step({}),
+        )
+        eval_values = metrics.compute()
+        train_values = {"loss": (self.loss_sum / self.samples_seen.clamp(min=1)).item()}
+        if self.train_metrics is not None:
+            train_values.update({k: v for k, v in self.train_metrics.compute().items() if k != "loss"})
+        record = {
+            "epoch": self.epoch,
+            "step": self.global_step,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            **{f"train_{k}": v for k, v in train_values.items()},
+            **{f"eval_{k}": v for k, v in eval_values.items()},
+            "train_images_per_s": round(self.epoch_throughput, 2),
+            "epoch_time_s": round(time.perf_counter() - epoch_started, 2),
+        }
+        primary = eval_values.get(self.task.primary_metric)
+        improved = primary is not None and (
+            self.best is None or (primary > self.best if self.task.higher_is_better else primary < self.best)
+        )
+        if improved:
+            self.best = primary
+        self.epoch += 1
+        self.step_in_epoch = 0
+        if self.dist.is_main:
+            append_jsonl(self.paths.metrics, record)
+            weights = self.eval_model.state_dict()
+            state.save_weights(self.paths.last, weights, self._weights_info("train", eval_values))
+            if improved:
+                state.save_weights(self.paths.best, weights, self._weights_info("train", eval_values))
+            if self.tb is not None:
+                for key, value in record.items():
+                    if key != "epoch" and isinstance(value, (int, float)):
+                        self.tb.add_scalar(key, value, self.epoch)
+        self._save_state()
+        bar.end_epoch(
+            {
+                k: v
+                for k, v in record.items()
+                if k
+                in (
+                    "epoch",
+                    "train_loss",
+                    "eval_loss",
+                    f"eval_{self.task.primary_metric}",
+                    "train_images_per_s",
+                    "epoch_time_s",
+                )
+            }
+        )
+
+    def _finish(self, bar: TrainProgress, wall_start: float) -> dict[str, Any]:
+        """Full evaluation of the last weights, trained vs re-parameterized, and the run's artifacts."""
+        trained = self.eval_model.eval()
+        deployed = reparameterize(copy.deepcopy(trained))
+        bar.start_epoch(self.epoch - 1, len(self.eval_loaders["final"]), 0, description="final eval, trained + deploy:")
+        (train_metrics, deploy_metrics), max_diff = evaluate(
+            [trained, deployed],
+            self.eval_loaders["final"],
+            self.task.new_metrics,
+            self.task.loss,
+            self.device,
+            amp=self.tcfg["amp"],
+            channels_last=self.tcfg["channels_last"],
+            on_batch=lambda n: bar.step({}),
+        )
+        final, deploy_values = train_metrics.compute(), deploy_metrics.compute()
+        summary: dict[str, Any] = {}
+        if self.dist.is_main:
+            state.save_weights(self.paths.deploy, deployed.state_dict(), self._weights_info("deploy", deploy_values))
+            outputs = {"run": self.paths.root, "config": self.paths.config, "metrics": self.paths.metrics}
+            outputs.update(last=self.paths.last, best=self.paths.best, deploy=self.paths.deploy, state=self.paths.state)
+            curves = plot_curves(read_jsonl(self.paths.metrics), self.paths.curves, self.task.primary_metric)
+            if curves is not None:
+                outputs["curves"] = curves
+            outputs.update({k: v for k, v in train_metrics.report(self.paths.root).items()})
+            outputs.update({k: v for k, v in self.task.write_report(trained, self.eval_set, self.paths.root).items()})
+            summary = {
+                "task": self.cfg["task"],
+                "model": self.cfg["model"]["name"],
+                "epochs": self.epoch,
+                "train_samples": len(self.train_set),
+                "eval_samples": len(self.eval_set),
+                "eval": final,
+                "deploy_eval": deploy_values,
+                "deploy_max_abs_diff": max_diff,
+                "wall_time_s": round(time.perf_counter() - wall_start, 1),
+                "outputs": {k: str(v) for k, v in outputs.items()},
+            }
+            import json
+
+            tmp = self.paths.summary.with_name(".summary.json.tmp")
+            tmp.write_text(json.dumps(summary, indent=2))
+            os.replace(tmp, self.paths.summary)
+        return summary
+
+    def fit(self) -> dict[str, Any]:
+        wall_start = time.perf_counter()
+        with TrainProgress(self.dist.is_main, self.tcfg["epochs"], self.epoch) as bar:
+            if self.dist.is_main:
+                bar.log(
+                    f"task {self.cfg['task']}, model {self.cfg['model']['name']}, {len(self.train_set)} training / "
+                    f"{len(self.eval_set)} eval samples, {self.steps_per_epoch} steps per epoch, device {self.device}"
+                    + (f" x {self.dist.world_size} processes" if self.dist.enabled else "")
+                    + f", run folder {self.paths.root}"
+                )
+            while self.epoch < self.tcfg["epochs"]:
+                epoch_started = time.perf_counter()
+                self._train_epoch(bar)
+                self._epoch_end(bar, epoch_started)
+            summary = self._finish(bar, wall_start)
+        if self.tb is not None:
+            self.tb.close()
+        if self.dist.is_main:
+            console.print(summary_table("run summary", _summary_rows(summary, self.task.primary_metric)))
+        distributed.barrier()
+        return summary
+
+
+def _summary_rows(summary: dict[str, Any], primary: str) -> dict[str, Any]:
+    rows: dict[str, Any] = {
+        "task / model": f"{summary['task']} / {summary['model']}",
+        "epochs": summary["epochs"],
+        "training samples": summary["train_samples"],
+    }
+    for key, value in summary["eval"].items():
+        rows[f"eval {key} ({summary['eval_samples']} samples)"] = value
+    rows[f"deploy {primary}"] = summary["deploy_eval"].get(primary)
+    rows["deploy vs train max |logit diff|"] = f"{summary['deploy_max_abs_diff']:.3g}"
+    rows["wall time"] = f"{summary['wall_time_s']:.1f} s"
+    rows.update({f"output: {k}": v for k, v in summary["outputs"].items()})
+    return rows
+
+
+def train(cfg: dict[str, Any], run_dir: str | os.PathLike | None = None, *, resume: bool = False) -> dict[str, Any]:
+    """Train ``cfg['task']`` as configured; returns the run summary (empty on non-main processes).
+
+    Args:
+        cfg: a resolved config (:func:`unireplknet.config.resolve_config`).
+        run_dir: the run folder (default: from ``cfg['output']``); with ``resume`` the folder to continue.
+        resume: continue the run in ``run_dir`` from its last saved training state.
+    """
+    try:
+        return _Trainer(cfg, Path(run_dir) if run_dir is not None else None, resume).fit()
+    finally:
+        distributed.teardown()

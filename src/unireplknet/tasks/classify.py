@@ -1,0 +1,362 @@
+"""``--task classify``: image classification, the project's main job.
+
+Datasets (``data.dataset``):
+
+* ``fashion_mnist``: the IDX files of Debian's ``dataset-fashion-mnist`` (or ``data.root``); trains
+  on ``data.train_subset`` images (a fixed random subset; null: all 60,000), evaluates on all 10,000
+  test images;
+* ``folder``: ``data.root/train`` and ``data.root/val`` (ImageNet layout: one folder per class);
+* any other name goes to ``timm.data.create_dataset`` (e.g. ``torch/cifar10`` with ``data.download``);
+* ``auto`` (default): ``folder`` when ``data.root`` has a ``train/`` folder, else ``fashion_mnist``.
+
+Augmentation for folders and timm datasets is timm's (``create_transform``: random resized crop,
+flip, RandAugment, random erasing; ``Mixup`` for Mixup/CutMix; label-smoothing losses). Fashion-MNIST
+uses a cheap tensor pipeline (pad-and-crop, flip) so CPU training is not slowed by PIL.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+from ..checkpoint import load_checkpoint
+from ..data import (
+    FASHION_MNIST_CLASSES,
+    FashionMNIST,
+    ImageFolderDataset,
+    TensorAugment,
+    read_image,
+)
+from ..data.fashion_mnist import FASHION_MNIST_MEAN, FASHION_MNIST_STD
+from .base import Metrics, Task, register_task
+
+__all__ = ["ClassifyTask", "ClassificationMetrics"]
+
+_MODEL_KWARGS = (
+    "drop_path_rate", "drop_rate", "layer_scale_init_value", "head_init_scale", "grad_checkpointing",
+    "depths", "dims", "kernel_sizes",
+)  # fmt: skip
+
+
+class ClassificationMetrics(Metrics):
+    """Top-1/top-5 accuracy (percent), mean loss and the confusion matrix.
+
+    Targets may be class indices ``(N,)`` or soft/one-hot ``(N, classes)`` (Mixup): those count as
+    their largest entry.
+    """
+
+    def __init__(self, num_classes: int, class_names: Sequence[str] | None = None) -> None:
+        self.class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
+        self.confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)  # [true, predicted]
+        self.sums = torch.zeros(3, dtype=torch.float64)  # top-5 hits, loss sum (per sample), samples with loss
+
+    def update(self, outputs: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor | None = None) -> None:
+        logits = outputs.detach().float()
+        labels = (targets.argmax(-1) if targets.dim() == 2 else targets).cpu()
+        top = logits.topk(min(5, logits.shape[-1]), dim=-1).indices.cpu()
+        n = self.confusion.shape[0]
+        self.confusion += torch.bincount(labels * n + top[:, 0], minlength=n * n).view(n, n)
+        self.sums[0] += (top == labels[:, None]).any(-1).sum()
+        if loss is not None:
+            self.sums[1] += loss.detach().double().cpu() * len(labels)
+            self.sums[2] += len(labels)
+
+    def compute(self) -> dict[str, float]:
+        count = int(self.confusion.sum())
+        if count == 0:
+            return {}
+        result = {
+            "top1": 100.0 * self.confusion.diag().sum().item() / count,
+            "top5": 100.0 * self.sums[0].item() / count,
+        }
+        if self.sums[2] > 0:
+            result = {"loss": (self.sums[1] / self.sums[2]).item(), **result}
+        return result
+
+    def state_tensors(self) -> list[torch.Tensor]:
+        return [self.confusion, self.sums]
+
+    def report(self, run_dir: Path) -> dict[str, Any]:
+        """``confusion_matrix.png`` (row-normalised) and ``confusion_matrix.json`` (counts)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        n = len(self.class_names)
+        (run_dir / "confusion_matrix.json").write_text(
+            json.dumps({"classes": self.class_names, "matrix": self.confusion.tolist()})
+        )
+        if n > 50:  # unreadable as a picture; the JSON has it
+            return {"confusion_matrix": run_dir / "confusion_matrix.json"}
+        rates = self.confusion.double() / self.confusion.sum(1, keepdim=True).clamp(min=1)
+        size = max(5.0, 0.5 * n + 2)
+        fig, ax = plt.subplots(figsize=(size, size))
+        ax.imshow(rates.numpy(), cmap="Blues", vmin=0, vmax=1)
+        ax.set_xticks(range(n), self.class_names, rotation=45, ha="right")
+        ax.set_yticks(range(n), self.class_names)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        for i in range(n):
+            for j in range(n):
+                if self.confusion[i, j]:
+                    color = "white" if rates[i, j] > 0.5 else "black"
+                    ax.text(j, i, int(self.confusion[i, j]), ha="center", va="center", fontsize=7, color=color)
+        top1 = self.compute().get("top1", 0.0)
+        ax.set_title(f"confusion matrix (top-1 {top1:.2f}%, {int(self.confusion.sum())} samples)")
+        fig.tight_layout()
+        path = run_dir / "confusion_matrix.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return {"confusion_matrix": path}
+
+
+@register_task
+class ClassifyTask(Task):
+    """Image classification with a UniRepLKNet (see the module docstring for datasets)."""
+
+    name = "classify"
+    primary_metric = "top1"
+    default_config: dict[str, Any] = {
+        "data": {
+            "dataset": "auto",  # auto | fashion_mnist | folder | a timm dataset name (torch/cifar10, ...)
+            "train_subset": None,  # train on a fixed random subset of this many images (null: all)
+            "eval_subset": None,  # evaluate on a fixed random subset of this many images (null: all)
+            "train_split": "train",
+            "eval_split": "val",  # folder / timm datasets (Fashion-MNIST always evaluates on its test set)
+            "img_size": None,  # null: 28 for Fashion-MNIST, 224 otherwise
+            "in_chans": None,  # null: 1 for Fashion-MNIST, 3 otherwise
+            "mean": None,  # null: the dataset's (Fashion-MNIST) or ImageNet's
+            "std": None,
+            "crop_pct": 0.875,
+            "interpolation": "bicubic",
+            "download": False,  # timm/torchvision datasets only
+        },
+        "aug": {
+            "pad_crop": 2,  # Fashion-MNIST: random crop after this much zero padding
+            "hflip": 0.5,
+            "scale": [0.08, 1.0],  # random resized crop (folder / timm datasets)
+            "ratio": [0.75, 1.3333333],
+            "randaugment": None,  # e.g. rand-m9-mstd0.5-inc1
+            "random_erase": 0.0,
+            "mixup": 0.0,
+            "cutmix": 0.0,
+            "mixup_prob": 1.0,
+            "mixup_switch_prob": 0.5,
+            "label_smoothing": 0.0,
+        },
+    }
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        super().__init__(cfg)
+        self.data, self.aug = cfg["data"], cfg["aug"]
+        self.kind = self._dataset_kind()
+        fmnist = self.kind == "fashion_mnist"
+        self.img_size = int(self.data["img_size"] or (28 if fmnist else 224))
+        self.in_chans = int(self.data["in_chans"] or (1 if fmnist else 3))
+        default_mean, default_std = (FASHION_MNIST_MEAN, FASHION_MNIST_STD) if fmnist else self._imagenet_stats()
+        self.mean = tuple(self.data["mean"] or default_mean)
+        self.std = tuple(self.data["std"] or default_std)
+        if len(self.mean) not in (1, self.in_chans) or len(self.std) not in (1, self.in_chans):
+            raise ValueError(f"data.mean/data.std need 1 or {self.in_chans} values, got {self.mean} / {self.std}")
+        self.classes: list[str] = list(FASHION_MNIST_CLASSES) if fmnist else []
+
+    def _imagenet_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+        return IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+    def _dataset_kind(self) -> str:
+        kind, root = self.data["dataset"], self.data["root"]
+        if kind != "auto":
+            return kind
+        if root is not None and (Path(root).expanduser() / self.data["train_split"]).is_dir():
+            return "folder"
+        return "fashion_mnist"
+
+    # -- data -----------------------------------------------------------------------------------
+    def _mode(self) -> str:
+        if self.in_chans not in (1, 3):
+            raise ValueError(f"image data needs data.in_chans 1 or 3, got {self.in_chans}")
+        return "L" if self.in_chans == 1 else "RGB"
+
+    def _pil_transform(self, train: bool) -> Callable:
+        from timm.data import create_transform
+
+        return create_transform(
+            self.img_size,
+            is_training=train,
+            scale=tuple(self.aug["scale"]),
+            ratio=tuple(self.aug["ratio"]),
+            hflip=self.aug["hflip"],
+            auto_augment=self.aug["randaugment"] if train else None,
+            re_prob=self.aug["random_erase"] if train else 0.0,
+            interpolation=self.data["interpolation"],
+            mean=self.mean if len(self.mean) == self.in_chans else self.mean * self.in_chans,
+            std=self.std if len(self.std) == self.in_chans else self.std * self.in_chans,
+            crop_pct=self.data["crop_pct"],
+        )
+
+    def _subset(self, length: int, key: str) -> list[int] | None:
+        size = self.data[key]
+        if size is None or size >= length:
+            return None
+        if not isinstance(size, int) or size < 1:
+            raise ValueError(f"data.{key} must be a positive number of images or null, got {size!r}")
+        order = torch.randperm(length, generator=torch.Generator().manual_seed(0))
+        return sorted(order[:size].tolist())
+
+    def build_datasets(self) -> tuple[Dataset, Dataset]:
+        if self.kind == "fashion_mnist":
+            root = self.data["root"]
+            augment = TensorAugment(self.aug["pad_crop"], self.aug["hflip"])
+            train = FashionMNIST(root, "train", size=self.img_size, augment=augment)
+            train.indices = self._subset(len(train), "train_subset") or train.indices
+            evaluation = FashionMNIST(root, "test", size=self.img_size)
+            evaluation.indices = self._subset(len(evaluation), "eval_subset") or evaluation.indices
+            return train, evaluation
+        if self.kind == "folder":
+            if self.data["root"] is None:
+                raise ValueError("data.dataset=folder needs data.root (a folder with train/ and val/ subfolders)")
+            root = Path(self.data["root"]).expanduser()
+            splits = [root / self.data["train_split"], root / self.data["eval_split"]]
+            for split in splits:
+                if not split.is_dir():
+                    raise FileNotFoundError(f"image folder not found: {split} (expected {root}/train and {root}/val)")
+            train = ImageFolderDataset(splits[0], self._pil_transform(True), mode=self._mode())
+            evaluation = ImageFolderDataset(
+                splits[1], self._pil_transform(False), classes=train.classes, mode=self._mode()
+            )
+        else:
+            train, evaluation = (
+                self._timm_dataset(split, is_train)
+                for split, is_train in ((self.data["train_split"], True), (self.data["eval_split"], False))
+            )
+        self._set_classes(list(train.classes) if hasattr(train, "classes") else self._count_classes(train))
+        for key in ("train_subset", "eval_subset"):
+            indices = self._subset(len(train if key == "train_subset" else evaluation), key)
+            if indices is not None and key == "train_subset":
+                train = torch.utils.data.Subset(train, indices)
+            elif indices is not None:
+                evaluation = torch.utils.data.Subset(evaluation, indices)
+        return train, evaluation
+
+    def _timm_dataset(self, split: str, train: bool) -> Dataset:
+        from timm.data import create_dataset
+
+        try:
+            dataset = create_dataset(
+                self.kind, root=self.data["root"], split=split, is_training=train, download=self.data["download"]
+            )
+        except (RuntimeError, AssertionError, ValueError, FileNotFoundError) as e:
+            raise ValueError(f"cannot open dataset {self.kind!r} ({split}) at {self.data['root']}: {e}") from None
+        dataset.transform = self._pil_transform(train)
+        return dataset
+
+    @staticmethod
+    def _count_classes(dataset: Dataset) -> list[str]:
+        targets = getattr(dataset, "targets", None)
+        if targets is None:
+            raise ValueError("cannot find the number of classes of this dataset; it has no `classes` or `targets`")
+        return [str(i) for i in range(int(max(targets)) + 1)]
+
+    def _set_classes(self, classes: list[str]) -> None:
+        if self.classes and self.classes != classes:
+            raise ValueError(
+                f"the dataset's {len(classes)} classes ({', '.join(classes[:4])}, ...) differ from the checkpoint's "
+                f"{len(self.classes)} ({', '.join(self.classes[:4])}, ...)"
+            )
+        self.classes = classes
+
+    def batch_transform(self) -> Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]] | None:
+        if not (self.aug["mixup"] or self.aug["cutmix"]):
+            return None
+        from timm.data import Mixup
+
+        return Mixup(
+            mixup_alpha=self.aug["mixup"],
+            cutmix_alpha=self.aug["cutmix"],
+            prob=self.aug["mixup_prob"],
+            switch_prob=self.aug["mixup_switch_prob"],
+            label_smoothing=self.aug["label_smoothing"],
+            num_classes=len(self.classes),
+        )
+
+    # -- model ----------------------------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        import unireplknet
+
+        if not self.classes:
+            raise ValueError(
+                "the number of classes is unknown: build the datasets or load a checkpoint's task state first"
+            )
+        m = self.cfg["model"]
+        kwargs = {k: m[k] for k in _MODEL_KWARGS if m.get(k) is not None}
+        model = unireplknet.create_model(m["name"], num_classes=len(self.classes), in_chans=self.in_chans, **kwargs)
+        if m.get("checkpoint"):
+            load_checkpoint(model, m["checkpoint"], strict=False)  # fine-tuning: a head of another size is skipped
+        return model
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor, train: bool) -> torch.Tensor:
+        outputs = outputs.float()
+        if targets.dim() == 2:  # Mixup/CutMix soft targets (label smoothing already folded in)
+            return torch.sum(-targets * F.log_softmax(outputs, dim=-1), dim=-1).mean()
+        smoothing = self.aug["label_smoothing"] if train else 0.0
+        return F.cross_entropy(outputs, targets, label_smoothing=smoothing)
+
+    def new_metrics(self) -> Metrics:
+        return ClassificationMetrics(len(self.classes), self.classes)
+
+    def train_metrics(self) -> Metrics | None:
+        return ClassificationMetrics(len(self.classes), self.classes)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "classes": self.classes,
+            "img_size": self.img_size,
+            "in_chans": self.in_chans,
+            "mean": list(self.mean),
+            "std": list(self.std),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.classes = list(state["classes"])
+        self.img_size, self.in_chans = int(state["img_size"]), int(state["in_chans"])
+        self.mean, self.std = tuple(state["mean"]), tuple(state["std"])
+
+    # -- outputs --------------------------------------------------------------------------------
+    def preprocess(self, path: str | Path) -> torch.Tensor:
+        """One image file -> the model's input ``(in_chans, img_size, img_size)``."""
+        image = read_image(path, self._mode())
+        if self.kind == "fashion_mnist":
+            import torchvision.transforms.functional as TF
+
+            x = TF.to_tensor(TF.resize(image, [self.img_size, self.img_size], antialias=True))
+            return TF.normalize(
+                x, self.mean * (self.in_chans // len(self.mean)), self.std * (self.in_chans // len(self.std))
+            )
+        return self._pil_transform(False)(image)
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, paths: Sequence[Path], top_k: int = 5) -> list[dict[str, Any]]:
+        """``[{"path", "top": [{"class", "index", "probability"}, ...]}]``, ``top_k`` classes per image."""
+        model.eval()
+        device = next(model.parameters()).device
+        results = []
+        k = min(top_k, len(self.classes))
+        for path in paths:
+            probs = model(self.preprocess(path)[None].to(device)).float().softmax(-1)[0]
+            values, indices = probs.topk(k)
+            top = [
+                {"class": self.classes[i], "index": int(i), "probability": round(float(p), 6)}
+                for p, i in zip(values.tolist(), indices.tolist(), strict=True)
+            ]
+            results.append({"path": str(path), "top": top})
+        return results
