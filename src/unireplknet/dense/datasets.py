@@ -266,6 +266,12 @@ class CocoDetection(Dataset):
     def __len__(self) -> int:
         return len(self.ids)
 
+    def _mask(self, annotation: dict, file_name: str) -> torch.Tensor:
+        try:
+            return torch.from_numpy(self.coco.annToMask(annotation))
+        except (ValueError, TypeError, KeyError, IndexError) as e:
+            raise ValueError(f"annotation {annotation.get('id')} of {file_name}: {e}") from None
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         image_id = self.ids[index]
         info = self.coco.imgs[image_id]
@@ -286,7 +292,13 @@ class CocoDetection(Dataset):
             "iscrowd": torch.tensor([int(a.get("iscrowd", 0)) for a in anns], dtype=torch.int64),
         }
         if self.masks:
-            masks = [torch.from_numpy(self.coco.annToMask(a)) for a in anns]
+            masks = [self._mask(a, info["file_name"]) for a in anns]
+            for a, m in zip(anns, masks, strict=True):
+                if m.shape != (h, w):
+                    raise ValueError(
+                        f"annotation {a['id']} has a {m.shape[0]}x{m.shape[1]} mask for the {h}x{w} image "
+                        f"{info['file_name']}: fix its segmentation size or the image"
+                    )
             target["masks"] = torch.stack(masks) if masks else torch.zeros(0, h, w, dtype=torch.uint8)
         if self.train and random.random() < self.flip:
             image = image.flip(-1)
