@@ -22,7 +22,7 @@ Both paths crop the kernel to the taps a 'same' convolution can reach on the inp
 from __future__ import annotations
 
 import contextlib
-import functools
+import importlib.util
 import os
 from collections.abc import Iterator
 
@@ -91,14 +91,12 @@ def backend(name: str) -> Iterator[None]:
         set_backend(previous)
 
 
-@functools.cache
+_TRITON_INSTALLED = importlib.util.find_spec("triton") is not None
+
+
 def triton_available() -> bool:
-    """True when Triton can be imported (the Triton path also needs a CUDA tensor or the interpreter)."""
-    try:
-        import triton  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """True when Triton is installed (the Triton path also needs a CUDA tensor or the interpreter)."""
+    return _TRITON_INSTALLED
 
 
 def _interpreting() -> bool:
