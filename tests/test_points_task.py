@@ -48,8 +48,8 @@ def test_points_task_mesh_folder_end_to_end_without_engine(tmp_path):
     metrics.update(outputs, torch.tensor([0, 1]))
     assert metrics.compute()["top1"] in (0.0, 50.0, 100.0)
     [result] = task.predict(model, [tmp_path / "val" / "cone" / "cone.off"], top_k=2)
-    assert [t["label"] for t in result["top"]] in (["box", "cone"], ["cone", "box"])
-    assert sum(t["prob"] for t in result["top"]) == pytest.approx(1.0, abs=1e-5)
+    assert [t["class"] for t in result["top"]] in (["box", "cone"], ["cone", "box"])
+    assert sum(t["probability"] for t in result["top"]) == pytest.approx(1.0, abs=1e-5)
     png = tmp_path / "png" / "cone_input.png"
     assert result["input_png"] == str(png) and png.read_bytes()[:4] == b"\x89PNG"
 

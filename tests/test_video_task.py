@@ -71,7 +71,7 @@ def test_video_task_folders_end_to_end_without_engine(tmp_path):
     metrics.update(outputs, targets, task.loss(outputs, targets, train=False))
     assert set(metrics.compute()) == {"top1", "top5", "loss"}
     [result] = task.predict(model, [tmp_path / "val" / "a" / "v.mp4"], top_k=1)
-    assert result["views"] == 6 and result["top"][0]["label"] in ("a", "b")
+    assert result["views"] == 6 and result["top"][0]["class"] in ("a", "b")
     png = tmp_path / "png" / "v_input.png"
     assert result["input_png"] == str(png) and png.read_bytes()[:4] == b"\x89PNG"
     restored = VideoTask(tiny_cfg())

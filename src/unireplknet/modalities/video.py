@@ -62,8 +62,10 @@ def read_video(path: str | os.PathLike, *, short_side: int | None = None) -> tup
         ``(frames, fps)``: frames ``(T, 3, H, W)`` uint8 RGB, and the stream's average frame rate
         (0.0 when the container does not say).
     """
-    import av
-
+    try:
+        import av
+    except ImportError:
+        raise ValueError("decoding video needs PyAV: pip install 'unireplknet[video]'") from None
     try:
         container = av.open(os.fspath(path))
     except (av.error.FFmpegError, OSError) as e:

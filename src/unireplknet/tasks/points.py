@@ -29,7 +29,8 @@ from torch.utils.data import Dataset
 
 from ..modalities import points as P
 from .base import Metrics, Task, register_task
-from .video import ViewAveragedAccuracy, build_classifier, classification_loss, save_png, top_classes
+from .classify import ClassificationMetrics
+from .video import build_classifier, classification_loss, save_png, top_classes
 
 __all__ = ["PointsTask"]
 
@@ -59,6 +60,7 @@ class PointsTask(Task):
                 "jitter_clip": 0.05,
                 "dropout": 0.0,
             },
+            "label_smoothing": 0.0,
             "cgal_poses": {
                 "meshes": list(P.CGAL_DEMO_MESHES),
                 "archive": str(P.CGAL_DATA_ARCHIVE),
@@ -122,10 +124,13 @@ class PointsTask(Task):
         return P.PointCloudNet(projection, build_classifier(self.cfg, len(self.classes)))
 
     def loss(self, outputs: Any, targets: Any, train: bool) -> torch.Tensor:
-        return classification_loss(outputs, targets, self.cfg.get("train", {}).get("label_smoothing", 0.0))
+        return classification_loss(outputs, targets, self.data["label_smoothing"] if train else 0.0)
 
     def new_metrics(self) -> Metrics:
-        return ViewAveragedAccuracy(len(self.classes), 0)
+        return ClassificationMetrics(len(self.classes), self.classes)
+
+    def train_metrics(self) -> Metrics | None:
+        return ClassificationMetrics(len(self.classes), self.classes)
 
     def state_dict(self) -> dict[str, Any]:
         return {"classes": self.classes}

