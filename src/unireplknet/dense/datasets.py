@@ -90,7 +90,8 @@ class SegmentationTransform:
     Training (MMSeg's recipe, minus photometric distortion): rescale so the shorter side is
     ``scale * r`` with ``r`` uniform in ``ratio_range``, random ``crop_size`` crop (padded with 0 /
     ``ignore_index`` when the image is smaller), horizontal flip with probability ``flip``.
-    Evaluation: rescale the shorter side to ``scale`` (no rescaling when ``scale`` is None).
+    Evaluation: rescale the image's shorter side to ``scale`` (no rescaling when ``scale`` is None)
+    and keep the labels at file resolution: predictions are scored there, as MMSeg does.
     """
 
     def __init__(
@@ -139,7 +140,7 @@ class SegmentationTransform:
                 image, mask = image.flip(-1), mask.flip(-1)
             return image, mask
         if self.scale is not None:
-            image, mask = self.resize(image, mask, self.scale)
+            image, _ = self.resize(image, mask, self.scale)
         return image, mask
 
 
@@ -197,12 +198,21 @@ class SegmentationFolder(Dataset):
 def collate_segmentation(batch: list[tuple[torch.Tensor, torch.Tensor]], ignore_index: int = 255):
     """Stack samples of different sizes: images padded with 0, labels with ``ignore_index``.
 
-    Returns ``(images (N, 3, H, W), labels (N, H, W))`` with the batch's largest H and W.
+    Returns ``(images (N, 3, H, W), labels (N, H', W'))`` with the batch's largest sizes. Labels kept
+    at file resolution (evaluation with rescaling) must share one size per batch, since logits are
+    resized to the labels' size.
     """
+    rescaled = any(img.shape[-2:] != mask.shape for img, mask in batch)
+    if rescaled and len({mask.shape for _, mask in batch}) > 1:
+        raise ValueError(
+            "evaluation rescales images of different sizes in one batch; set data.eval_batch_size=1 "
+            "(or data.eval_scale=null)"
+        )
     h = max(img.shape[-2] for img, _ in batch)
     w = max(img.shape[-1] for img, _ in batch)
     images = torch.zeros(len(batch), batch[0][0].shape[0], h, w)
-    labels = torch.full((len(batch), h, w), ignore_index, dtype=torch.int64)
+    lh, lw = (max(mask.shape[-2] for _, mask in batch), max(mask.shape[-1] for _, mask in batch))
+    labels = torch.full((len(batch), lh, lw), ignore_index, dtype=torch.int64)
     for i, (img, mask) in enumerate(batch):
         images[i, :, : img.shape[-2], : img.shape[-1]] = img
         labels[i, : mask.shape[-2], : mask.shape[-1]] = mask

@@ -26,9 +26,10 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredic
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool, LastLevelP6P7
 
 from ..model import VARIANTS, UniRepLKNet
+from .param_groups import prefixed_group_matcher
 from .weights import load_backbone_checkpoint
 
-__all__ = ["ARCHS", "UniRepLKNetFPN", "create_detector"]
+__all__ = ["ARCHS", "UniRepLKNetFPN", "create_detector", "Detections", "TrainableDetector"]
 
 # arch -> (torchvision class, backbone stages fed to the FPN, extra FPN levels)
 ARCHS: dict[str, tuple[type[nn.Module], tuple[int, ...], str]] = {
@@ -126,3 +127,54 @@ def create_detector(
     if arch in ("mask_rcnn", "faster_rcnn"):
         return cls(backbone, None, **kwargs)  # torchvision wants num_classes=None beside its own predictors
     return cls(backbone, classes, **kwargs)
+
+
+class Detections:
+    """Per-image torchvision detections ``[{'boxes', 'labels', 'scores', ['masks']}]``.
+
+    A plain container (not a list) on purpose: generic output comparisons skip it, because two
+    float-equivalent models may keep a different number of detections (a score at the threshold).
+    """
+
+    def __init__(self, items: list[dict[str, torch.Tensor]]) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return self.items[index]
+
+    def __iter__(self):
+        return iter(self.items)
+
+
+class TrainableDetector(nn.Module):
+    """A torchvision detector driven as ``outputs = model(inputs)``, as the training engine does.
+
+    ``inputs`` is ``(images, targets)``: lists of ``(3, H, W)`` images in [0, 1] and their targets.
+    Training mode returns torchvision's dict of losses; eval mode ignores the targets and returns
+    ``{'detections': Detections, 'features': the backbone + FPN maps}`` (the features make the
+    trained-vs-re-parameterized comparison exact). ``detector`` is the torchvision model.
+    """
+
+    def __init__(self, detector: nn.Module) -> None:
+        super().__init__()
+        self.detector = detector
+
+    def forward(self, inputs: tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]) -> dict[str, Any]:
+        images, targets = inputs
+        if self.training:
+            return self.detector(list(images), list(targets))
+        features: dict[str, torch.Tensor] = {}
+        handle = self.detector.backbone.register_forward_hook(lambda module, args, out: features.update(out))
+        try:
+            detections = self.detector(list(images))
+        finally:
+            handle.remove()
+        return {"detections": Detections(detections), "features": features}
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict:
+        """timm layer-wise lr decay groups: the backbone's stem and blocks, then the FPN and heads."""
+        return prefixed_group_matcher(self.detector.backbone.body, "detector.backbone.body.", coarse)

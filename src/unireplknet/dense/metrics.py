@@ -9,13 +9,22 @@ Values are percentages.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from ..tasks.base import Metrics
 
-__all__ = ["SegmentationMetrics", "DetectionMetrics", "confusion_matrix", "scores_from_confusion"]
+__all__ = ["SegmentationMetrics", "DetectionMetrics", "confusion_matrix", "scores_from_confusion", "resize_logits"]
+
+
+def resize_logits(logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """``(N, K, h, w)`` logits bilinearly resized to the labels' ``(H, W)`` (unchanged when equal)."""
+    if tuple(logits.shape[-2:]) == tuple(size):
+        return logits
+    return F.interpolate(logits.float(), size=tuple(size), mode="bilinear", align_corners=False)
 
 
 def confusion_matrix(
@@ -64,7 +73,7 @@ class SegmentationMetrics(Metrics):
         self.batches = torch.zeros((), dtype=torch.float64)
 
     def update(self, outputs: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor | None = None) -> None:
-        pred = outputs.argmax(1)
+        pred = resize_logits(outputs, targets.shape[-2:]).argmax(1)
         self.confusion += confusion_matrix(pred, targets, self.num_classes, self.ignore_index).cpu()
         if loss is not None:
             self.loss_sum += float(loss)
@@ -89,10 +98,11 @@ class SegmentationMetrics(Metrics):
 class DetectionMetrics(Metrics):
     """COCO-style AP (pycocotools' evaluation via torchmetrics) for torchvision-format detections.
 
-    ``outputs``: per image ``{'boxes' (D, 4) xyxy, 'scores' (D,), 'labels' (D,), ['masks' (D, 1, H, W) probs]}``;
+    ``outputs``: per image ``{'boxes' (D, 4) xyxy, 'scores' (D,), 'labels' (D,), ['masks' (D, 1, H, W) probs]}``
+    (or a :class:`~unireplknet.dense.detection.TrainableDetector` output holding them);
     ``targets``: per image ``{'boxes' (G, 4), 'labels' (G,), ['masks' (G, H, W)], ['iscrowd' (G,)]}``.
     Reports ``AP``, ``AP50``, ``AP75``, ``APs/m/l`` for boxes and, with masks, ``mask_AP``, ``mask_AP50``,
-    ``mask_AP75`` (all percent); and ``loss`` when losses are passed.
+    ... (all percent; sizes without objects are left out); and ``loss`` when finite losses are passed.
 
     The COCO evaluation needs all detections at once, not sums, so :meth:`state_tensors` has nothing to
     add up: with several processes each evaluates its own share (the engine should evaluate on one).
@@ -108,7 +118,9 @@ class DetectionMetrics(Metrics):
         self.loss_sum = 0.0
         self.batches = 0
 
-    def update(self, outputs: list[dict[str, torch.Tensor]], targets: list[dict[str, torch.Tensor]], loss=None) -> None:
+    def update(self, outputs: Any, targets: list[dict[str, torch.Tensor]], loss: torch.Tensor | None = None) -> None:
+        if isinstance(outputs, Mapping):  # a TrainableDetector's eval output
+            outputs = outputs["detections"]
         preds, gts = [], []
         for out, tgt in zip(outputs, targets, strict=True):
             pred = {k: out[k].detach().cpu() for k in ("boxes", "scores", "labels")}
@@ -121,7 +133,7 @@ class DetectionMetrics(Metrics):
             preds.append(pred)
             gts.append(gt)
         self.map.update(preds, gts)
-        if loss is not None:
+        if loss is not None and torch.isfinite(loss):  # detectors have losses only in training mode
             self.loss_sum += float(loss)
             self.batches += 1
 
@@ -140,7 +152,8 @@ class DetectionMetrics(Metrics):
             label = "mask_" if prefix == "segm_" else ""
             for key, name in names.items():
                 value = float(result[prefix + key])
-                out[label + name] = 100 * value if value >= 0 else float("nan")  # -1: no such objects
+                if value >= 0:  # -1: no objects of that kind (e.g. no small ones): undefined, left out
+                    out[label + name] = 100 * value
         if self.batches:
             out["loss"] = self.loss_sum / self.batches
         return out

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..model import VARIANTS
+from .param_groups import prefixed_group_matcher
 from .weights import load_backbone_checkpoint
 
 __all__ = ["HEADS", "Segmenter", "create_segmenter", "pad_to_multiple"]
@@ -117,15 +118,7 @@ class Segmenter(nn.Module):
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict:
         """timm layer-wise lr decay groups: the backbone's stem and blocks, then everything else (decoder, head)."""
-        inner = self.backbone.group_matcher(coarse)
-        prefix = _ENCODER_PREFIX.replace(".", r"\.")
-
-        def prefixed(spec):
-            if isinstance(spec, str):
-                return "^" + prefix + spec.removeprefix("^")
-            return [("^" + prefix + pattern.removeprefix("^"), suffix) for pattern, suffix in spec]
-
-        return {name: prefixed(spec) for name, spec in inner.items()}
+        return prefixed_group_matcher(self.backbone, _ENCODER_PREFIX, coarse)
 
     @torch.jit.ignore
     def no_weight_decay(self) -> set[str]:

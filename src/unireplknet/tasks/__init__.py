@@ -17,4 +17,6 @@ BUILTIN_TASKS: dict[str, tuple[str, str | None]] = {
     "points": ("points", "points"),
     "audio": ("audio", "audio"),
     "forecast": ("forecast", "forecast"),
+    "segment": ("segment", "dense"),
+    "detect": ("detect", "dense"),
 }

@@ -1,0 +1,214 @@
+"""``--task segment``: semantic segmentation with a UniRepLKNet encoder and an smp head (UperNet default).
+
+Model (``model`` section): ``name`` (backbone variant), ``head`` (``upernet`` | ``fpn`` |
+``deeplabv3plus``), ``head_kwargs`` (smp keywords, e.g. ``decoder_channels``), ``checkpoint``
+(backbone weights: ImageNet classification or the authors' MMSeg/MMDet file), ``inference``
+(``whole`` | ``slide``) with ``crop_size`` / ``crop_stride`` for sliding windows, and the usual
+backbone options (``drop_path_rate``, ...). Layer-wise lr decay (``train.layer_decay``, 0.9 by
+default as in the paper's UperNet recipe) decays the backbone's stem and blocks; the head trains at
+the full rate.
+
+Datasets (``data.dataset``): ``ade20k`` (``data.root`` = ADEChallengeData2016, 150 classes, label 0
+ignored), ``folder`` (``data.root/{train,val}/{images,masks}``, ``data.num_classes`` classes), and
+``coins_demo``: the bundled real photograph (scikit-image's ``coins``) with derived masks, written to
+``data.root`` (default: the cache folder) on first use; see :mod:`unireplknet.dense.demo`.
+
+Evaluation: mIoU, mAcc and aAcc (pixel accuracy), percent, scored at the labels' file resolution;
+images are rescaled to a shorter side of ``data.eval_scale`` (null: as stored) and the logits resized
+back, as MMSeg does.
+``predict`` writes each image's predicted label map as a colour palette PNG (``predict.out_dir``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import segmentation_models_pytorch  # noqa: F401  (fail at task import with the extra's install hint)
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+from ..dense import datasets as D
+from ..dense.metrics import SegmentationMetrics, resize_logits
+from .base import Metrics, Task, register_task
+
+__all__ = ["SegmentTask", "BACKBONE_KWARGS", "backbone_kwargs"]
+
+BACKBONE_KWARGS = (
+    "drop_path_rate", "layer_scale_init_value", "grad_checkpointing", "sync_bn", "depths", "dims", "kernel_sizes",
+)  # fmt: skip
+ADE20K_CLASSES = 150
+
+
+def backbone_kwargs(model_cfg: dict[str, Any]) -> dict[str, Any]:
+    """The UniRepLKNet keywords set in a ``model`` config section."""
+    return {k: model_cfg[k] for k in BACKBONE_KWARGS if model_cfg.get(k) is not None}
+
+
+@register_task
+class SegmentTask(Task):
+    """Semantic segmentation (see the module docstring)."""
+
+    name = "segment"
+    primary_metric = "mIoU"
+    default_config: dict[str, Any] = {
+        "model": {
+            "head": "upernet",  # upernet | fpn | deeplabv3plus
+            "head_kwargs": {},  # smp keywords, e.g. decoder_channels
+            "inference": "whole",  # whole | slide
+            "crop_size": [512, 512],  # sliding window
+            "crop_stride": [341, 341],
+        },
+        "data": {
+            "dataset": "ade20k",  # ade20k | folder | coins_demo
+            "num_classes": None,  # folder datasets (ade20k: 150, coins_demo: 2)
+            "class_names": None,  # optional list of names
+            "reduce_zero_label": None,  # null: true for ade20k (label 0 = other), false otherwise
+            "ignore_index": 255,
+            "scale": 512,  # training: shorter side before random rescaling by ratio_range
+            "ratio_range": [0.5, 2.0],
+            "crop_size": [512, 512],
+            "flip": 0.5,
+            "eval_scale": 512,  # evaluation / prediction shorter side (null: as stored)
+            "batch_size": 8,
+            "eval_batch_size": 1,
+        },
+        "train": {"lr": 1e-4, "weight_decay": 0.05, "layer_decay": 0.9, "warmup_epochs": 1.0},
+        "predict": {"out_dir": "predictions"},  # colour label maps are written here
+    }
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        super().__init__(cfg)
+        self.data = cfg["data"]
+        self.classes: list[str] = []
+
+    # -- data -----------------------------------------------------------------------------------
+    def _root(self) -> Path:
+        d = self.data
+        if d["dataset"] == "coins_demo":
+            from ..dense.demo import write_coins_demo
+
+            return write_coins_demo(d["root"])
+        if not d.get("root"):
+            raise ValueError(f"data.dataset={d['dataset']} needs data.root (the dataset folder)")
+        return Path(d["root"]).expanduser()
+
+    def _class_names(self) -> list[str]:
+        d = self.data
+        if d["dataset"] == "coins_demo":
+            from ..dense.demo import COINS_CLASSES
+
+            return list(COINS_CLASSES)
+        count = ADE20K_CLASSES if d["dataset"] == "ade20k" else d["num_classes"]
+        if d["class_names"]:
+            if count is not None and len(d["class_names"]) != count:
+                raise ValueError(f"data.class_names has {len(d['class_names'])} names for {count} classes")
+            return list(d["class_names"])
+        if not count or count < 1:
+            raise ValueError("data.dataset=folder needs data.num_classes (the number of classes in the masks)")
+        return [f"class_{i}" for i in range(count)]
+
+    def _transform(self, train: bool) -> D.SegmentationTransform:
+        d = self.data
+        return D.SegmentationTransform(
+            train=train,
+            scale=d["scale"] if train else d["eval_scale"],
+            crop_size=d["crop_size"],
+            ratio_range=d["ratio_range"],
+            flip=d["flip"],
+            ignore_index=d["ignore_index"],
+        )
+
+    def build_datasets(self) -> tuple[Dataset, Dataset]:
+        d = self.data
+        if d["dataset"] not in ("ade20k", "folder", "coins_demo"):
+            raise ValueError(f"data.dataset must be 'ade20k', 'folder' or 'coins_demo', got {d['dataset']!r}")
+        root = self._root()
+        layout = "ade20k" if d["dataset"] == "ade20k" else "folder"
+        reduce_zero = d["reduce_zero_label"] if d["reduce_zero_label"] is not None else layout == "ade20k"
+        train, val = (
+            D.SegmentationFolder(
+                *D.segmentation_split(root, layout, split),
+                self._transform(split == "train"),
+                reduce_zero_label=reduce_zero,
+                ignore_index=d["ignore_index"],
+            )
+            for split in ("train", "val")
+        )
+        classes = self._class_names()
+        if self.classes and self.classes != classes:
+            raise ValueError(
+                f"the dataset's classes {classes[:4]}... differ from the checkpoint's {self.classes[:4]}..."
+            )
+        self.classes = classes
+        return train, val
+
+    def collate_fn(self, train: bool) -> Callable | None:
+        ignore = self.data["ignore_index"]
+        return lambda batch: D.collate_segmentation(batch, ignore)
+
+    # -- model ----------------------------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        from ..dense.segmentation import create_segmenter
+
+        if not self.classes:
+            raise ValueError("the classes are unknown: build the datasets or load a checkpoint's task state first")
+        m = self.cfg["model"]
+        return create_segmenter(
+            m["name"],
+            num_classes=len(self.classes),
+            head=m["head"],
+            checkpoint=m.get("checkpoint"),
+            inference=m["inference"],
+            crop_size=m["crop_size"],
+            crop_stride=m["crop_stride"],
+            head_kwargs=m["head_kwargs"],
+            **backbone_kwargs(m),
+        )
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor, train: bool) -> torch.Tensor:
+        logits = resize_logits(outputs.float(), targets.shape[-2:])  # evaluation scores at label resolution
+        return F.cross_entropy(logits, targets, ignore_index=self.data["ignore_index"])
+
+    def new_metrics(self) -> Metrics:
+        return SegmentationMetrics(len(self.classes), self.data["ignore_index"])
+
+    def train_metrics(self) -> Metrics | None:
+        return SegmentationMetrics(len(self.classes), self.data["ignore_index"])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"classes": self.classes}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.classes = list(state["classes"])
+
+    # -- outputs --------------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, model: nn.Module, paths: Sequence[Path], top_k: int = 5) -> list[dict[str, Any]]:
+        """Per image: the colour label-map PNG (at the image's size) and the ``top_k`` classes by area."""
+        from ..dense.visualize import save_label_png
+
+        model.eval()
+        device = next(model.parameters()).device
+        out_dir = Path(self.cfg["predict"]["out_dir"])
+        transform = self._transform(train=False)
+        results = []
+        for path in map(Path, paths):
+            image = D.read_image(path)
+            x, _ = transform(image, torch.zeros(image.shape[-2:], dtype=torch.int64))
+            logits = model(x[None].to(device)).float()
+            logits = F.interpolate(logits, size=image.shape[-2:], mode="bilinear", align_corners=False)
+            labels = logits.argmax(1)[0].cpu()
+            png = save_label_png(labels, len(self.classes), out_dir / f"{path.stem}_mask.png")
+            area = torch.bincount(labels.flatten(), minlength=len(self.classes)).double() / labels.numel()
+            values, indices = area.topk(min(top_k, len(self.classes)))
+            top = [
+                {"class": self.classes[i], "index": int(i), "area": round(float(a), 6)}
+                for a, i in zip(values.tolist(), indices.tolist(), strict=True)
+                if a > 0
+            ]
+            results.append({"path": str(path), "mask_png": str(png), "size": list(labels.shape), "classes": top})
+        return results
