@@ -17,7 +17,6 @@ import argparse
 import copy
 import json
 
-import numpy as np
 import torch
 import yaml
 

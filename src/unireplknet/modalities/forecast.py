@@ -300,9 +300,10 @@ class UniRepLKNetForecaster(nn.Module):
         if getattr(backbone, "num_classes", 0) != 0 or getattr(backbone, "in_chans", 1) != 1:
             raise ValueError("the forecaster's backbone must be built with in_chans=1, num_classes=0")
         self.input_len, self.pred_len, self.side = input_len, pred_len, map_side(input_len, embed_dim)
-        self.norm = WindowNorm()
+        self.window_norm = WindowNorm()
         self.embed = SeriesEmbedding(input_len, embed_dim, num_time_features)
-        self.backbone = backbone
+        # not `backbone`/`norm`: checkpoint loading renames such keys (MMDet prefixes, the authors' final norm)
+        self.trunk = backbone
         self.head = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(backbone.num_features, pred_len))
 
     def forward(
@@ -315,8 +316,8 @@ class UniRepLKNetForecaster(nn.Module):
         if x.dim() != 3 or x.shape[1] != self.input_len:
             raise ValueError(f"expected x of shape (B, {self.input_len}, N), got {tuple(x.shape)}")
         b, _, n = x.shape
-        z, stats = self.norm(x)
+        z, stats = self.window_norm(x)
         latent = self.embed(z, x_mark)  # (B*N, L, D)
-        features = self.backbone(latent.reshape(b * n, 1, self.side, self.side))
+        features = self.trunk(latent.reshape(b * n, 1, self.side, self.side))
         y = self.head(features).reshape(b, n, self.pred_len).transpose(1, 2)
-        return self.norm.inverse(y, stats)
+        return self.window_norm.inverse(y, stats)

@@ -30,45 +30,12 @@ from torch.utils.data import Dataset
 
 import unireplknet
 
+from ..checkpoint import load_checkpoint
 from ..modalities import audio as A
 from .base import Metrics, Task, register_task
+from .classify import ClassificationMetrics
 
-__all__ = ["AudioTask", "Accuracy"]
-
-
-class Accuracy(Metrics):
-    """Top-1 / top-5 accuracy (percent) and mean loss over an evaluation pass."""
-
-    def __init__(self) -> None:
-        self.stats = torch.zeros(5, dtype=torch.float64)  # top-1 hits, top-5 hits, samples, loss sum, batches
-
-    def update(self, outputs: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor | None = None) -> None:
-        top = outputs.detach().topk(min(5, outputs.shape[-1]), dim=-1).indices.cpu()
-        targets = targets.cpu()
-        hits = top == targets[:, None]
-        batch = [hits[:, 0].sum(), hits.any(-1).sum(), len(targets), float(loss or 0), loss is not None]
-        self.stats += torch.tensor([float(v) for v in batch], dtype=torch.float64)
-
-    def compute(self) -> dict[str, float]:
-        top1, top5, count, loss_sum, batches = self.stats.tolist()
-        if count == 0:
-            return {}
-        result = {"top1": 100 * top1 / count, "top5": 100 * top5 / count}
-        if batches:
-            result["loss"] = loss_sum / batches
-        return result
-
-    def state_tensors(self) -> list[torch.Tensor]:
-        return [self.stats]
-
-
-def model_arguments(cfg: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """(variant name, create_model keyword arguments) from the ``model`` section; unset (None) keys are
-    left to the variant's defaults, and ``in_chans``/``num_classes`` belong to the task."""
-    model_cfg = {k: v for k, v in (cfg.get("model") or {}).items() if v is not None}
-    for fixed in ("in_chans", "num_classes"):
-        model_cfg.pop(fixed, None)
-    return model_cfg.pop("name", "unireplknet_a"), model_cfg
+__all__ = ["AudioTask"]
 
 
 @register_task
@@ -177,8 +144,12 @@ class AudioTask(Task):
     def build_model(self) -> nn.Module:
         if not self.classes:
             raise ValueError("the audio task needs its class names: build the datasets or load a checkpoint first")
-        name, kwargs = model_arguments(self.cfg)
-        return unireplknet.create_model(name, in_chans=1, num_classes=len(self.classes), **kwargs)
+        kwargs = {k: v for k, v in self.cfg["model"].items() if v is not None}
+        name, checkpoint = kwargs.pop("name"), kwargs.pop("checkpoint", None)
+        model = unireplknet.create_model(name, in_chans=1, num_classes=len(self.classes), **kwargs)
+        if checkpoint:
+            load_checkpoint(model, checkpoint, strict=False)  # fine-tuning: a head of another size is skipped
+        return model
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor, train: bool) -> torch.Tensor:
         if targets.is_floating_point():  # mixup's soft targets
@@ -186,7 +157,10 @@ class AudioTask(Task):
         return F.cross_entropy(outputs, targets, label_smoothing=self.data["label_smoothing"] if train else 0.0)
 
     def new_metrics(self) -> Metrics:
-        return Accuracy()
+        return ClassificationMetrics(len(self.classes), self.classes)
+
+    def train_metrics(self) -> Metrics | None:
+        return ClassificationMetrics(len(self.classes), self.classes)
 
     # -- state ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -208,6 +182,9 @@ class AudioTask(Task):
             x = self.frontend(A.load_audio(path, self.frontend.sample_rate)).unsqueeze(0).to(device)
             probs = model(x).float().softmax(-1)[0].cpu()
             values, indices = probs.topk(min(top_k, len(self.classes)))
-            top = [{"label": self.classes[i], "prob": float(p)} for p, i in zip(values, indices.tolist(), strict=True)]
+            top = [
+                {"class": self.classes[i], "index": i, "probability": round(float(p), 6)}
+                for p, i in zip(values.tolist(), indices.tolist(), strict=True)
+            ]
             results.append({"path": str(path), "top": top})
         return results

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas  # noqa: F401  (fail at task import with the extra's install hint, not mid-run)
+import pandas  # also makes a missing extra fail at task import, with its install hint
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -33,6 +33,7 @@ from torch.utils.data import Dataset
 
 import unireplknet
 
+from ..checkpoint import load_checkpoint
 from ..modalities import forecast as TS
 from .base import Metrics, Task, register_task
 
@@ -147,12 +148,11 @@ class ForecastTask(Task):
 
     # -- model ----------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
-        model_cfg = {k: v for k, v in (self.cfg.get("model") or {}).items() if v is not None}
-        for fixed in ("num_classes", "in_chans"):
-            model_cfg.pop(fixed, None)
-        backbone = unireplknet.create_model(
-            model_cfg.pop("name", "unireplknet_a"), in_chans=1, num_classes=0, **model_cfg
-        )
+        kwargs = {k: v for k, v in self.cfg["model"].items() if v is not None}
+        name, checkpoint = kwargs.pop("name"), kwargs.pop("checkpoint", None)
+        backbone = unireplknet.create_model(name, in_chans=1, num_classes=0, **kwargs)
+        if checkpoint:
+            load_checkpoint(backbone, checkpoint, strict=False)  # a 1-channel trunk, e.g. from another forecast run
         fc = self.fc
         return TS.UniRepLKNetForecaster(
             backbone,
@@ -195,7 +195,12 @@ class ForecastTask(Task):
             y = model(x, x_mark if self.fc["time_features"] else None)[0].cpu().numpy()
             step = stamps[-1] - stamps[-2] if len(stamps) > 1 else np.timedelta64(1, "h")
             times = [str(stamps[-1] + step * (k + 1)) for k in range(horizon)]
-            result = {"path": str(path), "columns": names, "times": times, "forecast": y.round(4).tolist()}
+            result = {
+                "path": str(path),
+                "columns": names,
+                "times": times,
+                "forecast": y.astype(np.float64).round(4).tolist(),
+            }
             if self.cfg.get("predict", {}).get("output_dir"):
                 out = Path(self.cfg["predict"]["output_dir"]) / f"{Path(path).stem}_forecast.csv"
                 out.parent.mkdir(parents=True, exist_ok=True)
