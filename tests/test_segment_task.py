@@ -74,7 +74,7 @@ def test_loss_decreases_over_a_few_steps(folder, tmp_path):
     model = task.build_model().train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
     losses = []
-    for _ in range(6):
+    for _ in range(4):
         loss = task.loss(model(images), labels, True)
         optimizer.zero_grad()
         loss.backward()
