@@ -87,3 +87,41 @@ def test_points_task_config_errors(tmp_path):
         task = PointsTask(tiny_cfg(projection={"resolution": 8, "mode": "colour"}))
         task.classes = ["a"]
         task.build_model()
+
+
+def test_cli_train_predict_points(tmp_path):
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from unireplknet.cli import app
+
+    for split in ("train", "val"):
+        for label, mesh in (("box", trimesh.creation.box()), ("cone", trimesh.creation.cone(0.5, 1.0))):
+            (tmp_path / split / label).mkdir(parents=True)
+            for i in range(2):
+                mesh.export(tmp_path / split / label / f"{label}{i}.stl")
+    settings = [
+        "model.depths=[1,1,1,1]", "model.dims=[8,16,32,64]", "model.kernel_sizes=[[3],[7],[7],[3]]",
+        "data.dataset=mesh_folder", f"data.train={tmp_path / 'train'}", f"data.val={tmp_path / 'val'}",
+        "data.num_points=64", "data.surface_points=256", "data.projection.resolution=32",
+        "data.batch_size=2", "train.epochs=1",
+    ]  # fmt: skip
+    args = [a for s in settings for a in ("--set", s)]
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", "--task", "points", *args, "--output", str(tmp_path / "runs"), "--name", "p"])
+    assert result.exit_code == 0, result.output
+    cloud = tmp_path / "cloud.xyz"
+    np.savetxt(cloud, trimesh.sample.sample_surface(trimesh.creation.box(), 300, seed=0)[0])
+    png_dir = tmp_path / "png"
+    result = runner.invoke(
+        app,
+        [
+            "predict",
+            str(tmp_path / "runs" / "p" / "deploy.safetensors"),
+            str(cloud),
+            "--set",
+            f"predict.save_input={png_dir}",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "box" in result.output and "cone" in result.output and (png_dir / "cloud_input.png").is_file()

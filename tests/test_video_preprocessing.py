@@ -160,12 +160,12 @@ def test_arrow_of_time_splits_share_no_frame_and_pairs_are_reversed():
         torch.randint(0, 256, (40, 3, 10, 14), dtype=torch.uint8),
         torch.randint(0, 256, (30, 3, 12, 10), dtype=torch.uint8),
     ]
-    kw = dict(num_frames=4, stride=2, size=8, test_fraction=0.3)
+    kw = dict(num_frames=4, stride=2, size=8, block_frames=10, test_every=3)
     train, test = ArrowOfTime(videos, split="train", **kw), ArrowOfTime(videos, split="test", **kw)
     for v in range(2):
         seen = {int(f) for i in range(len(train)) if train.frame_indices(i)[0] == v for f in train.frame_indices(i)[1]}
         held = {int(f) for i in range(len(test)) if test.frame_indices(i)[0] == v for f in test.frame_indices(i)[1]}
-        assert seen and held and not seen & held
+        assert held == set(range(20, 30)) and seen and not seen & held  # block 2 of 10 frames is test
     forward, backward = test[2], test[3]
     assert (forward[1], backward[1]) == (0, 1)
     assert torch.equal(untile_frames(forward[0], 4), untile_frames(backward[0], 4).flip(0))
@@ -173,3 +173,5 @@ def test_arrow_of_time_splits_share_no_frame_and_pairs_are_reversed():
     assert single[0][0].shape == (3, 8, 8) and torch.equal(single[0][0], single[1][0])  # baseline: chance by design
     with pytest.raises(ValueError, match="window"):
         ArrowOfTime(videos, split="test", num_frames=16, stride=4, size=8)
+    with pytest.raises(ValueError, match="test_every"):
+        ArrowOfTime(videos, split="test", test_every=1)

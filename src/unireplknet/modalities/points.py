@@ -472,8 +472,14 @@ class MeshPoses(PointClouds):
         self.meshes = [_load_mesh(Path(p)) for p in meshes.values()]
         self.labels = [i % len(self.classes) for i in range(samples_per_class * len(self.classes))]
         self.surface_points, self.seed = surface_points, seed
+        self._fixed: dict[int, torch.Tensor] = {}  # evaluation items are deterministic: compute each once
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        if not self.train and i not in self._fixed:
+            self._fixed[i] = self._sample(i)
+        return (self._fixed[i] if not self.train else self._sample(i)), self.labels[i]
+
+    def _sample(self, i: int) -> torch.Tensor:
         generator = None if self.train else torch.Generator().manual_seed(self.seed * 1_000_003 + i)
         numpy_seed = None if self.train else int(torch.randint(2**31, (1,), generator=generator))
         points = torch.from_numpy(_mesh_points(self.meshes[self.labels[i]], self.surface_points, numpy_seed))
@@ -483,7 +489,7 @@ class MeshPoses(PointClouds):
         points = points @ random_rotation("so3", generator=generator).T
         if self.train and self.augment is not None:
             points = self.augment(points)
-        return points, self.labels[i]
+        return points
 
 
 def shape_histogram(points: torch.Tensor, bins: int = 32, max_pairs: int = 200_000) -> torch.Tensor:

