@@ -334,46 +334,16 @@ def _build(name: str, pretrained: bool = False, **kwargs) -> UniRepLKNet:
     return UniRepLKNet(**kwargs)
 
 
-@register_model
-def unireplknet_a(pretrained: bool = False, **kwargs) -> UniRepLKNet:
-    return _build("unireplknet_a", pretrained, **kwargs)
+def _entrypoint(name: str):
+    """A timm model entrypoint named ``name`` (timm registers functions under their own names)."""
+
+    def entrypoint(pretrained: bool = False, **kwargs) -> UniRepLKNet:
+        return _build(name, pretrained, **kwargs)
+
+    entrypoint.__name__ = entrypoint.__qualname__ = name
+    entrypoint.__doc__ = f"{name}: depths {VARIANTS[name].depths}, dims {VARIANTS[name].dims}."
+    return register_model(entrypoint)
 
 
-@register_model
-def unireplknet_f(pretrained: bool = False, **kwargs) -> UniRepLKNet:
-    return _build("unireplknet_f", pretrained, **kwargs)
-
-
-@register_model
-def unireplknet_p(pretrained: bool = False, **kwargs) -> UniRepLKNet:
-    return _build("unireplknet_p", pretrained, **kwargs)
-
-
-@register_model
-def unireplknet_n(pretrained: bool = False, **kwargs) -> UniRepLKNet:
-    return _build("unireplknet_n", pretrained, **kwargs)
-
-
-@register_model
-def unireplknet_t(pretrained: bool = False, **kwargs) -> UniRepLKNet:
-    return _build("unireplknet_t", pretrained, **kwargs)
-
-
-@register_model
-def unireplknet_s(pretrained: bool = False, **kwargs) -> UniRepLKNet:
-    return _build("unireplknet_s", pretrained, **kwargs)
-
-
-@register_model
-def unireplknet_b(pretrained: bool = False, **kwargs) -> UniRepLKNet:
-    return _build("unireplknet_b", pretrained, **kwargs)
-
-
-@register_model
-def unireplknet_l(pretrained: bool = False, **kwargs) -> UniRepLKNet:
-    return _build("unireplknet_l", pretrained, **kwargs)
-
-
-@register_model
-def unireplknet_xl(pretrained: bool = False, **kwargs) -> UniRepLKNet:
-    return _build("unireplknet_xl", pretrained, **kwargs)
+for _name in VARIANTS:
+    globals()[_name] = _entrypoint(_name)
