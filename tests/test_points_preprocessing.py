@@ -213,3 +213,16 @@ def test_shape_histogram_is_rotation_invariant_and_discriminative():
     rotated = shape_histogram(box @ random_rotation("so3").T, bins=16)
     assert (h - rotated).abs().sum() < 0.05  # only floating-point bin-edge effects
     assert (h - shape_histogram(ball, bins=16)).abs().sum() > 0.5
+
+
+def test_cached_training_items_fix_sampling_but_keep_augmentation(tmp_path):
+    (tmp_path / "box").mkdir()
+    trimesh.creation.box().export(tmp_path / "box" / "a.off")
+    plain = MeshFolder(tmp_path, num_points=32, surface_points=200, train=True)
+    assert not torch.equal(plain[0][0], plain[0][0])  # fresh surface sample and FPS start
+    cached = MeshFolder(tmp_path, num_points=32, surface_points=200, train=True, cache=True)
+    assert torch.equal(cached[0][0], cached[0][0])
+    augmented = MeshFolder(tmp_path, num_points=32, surface_points=200, train=True, cache=True, augment=PointAugment())
+    first, second = augmented[0][0], augmented[0][0]
+    assert not torch.equal(first, second)
+    assert torch.equal(augmented.sample(0), cached[0][0])  # same cached points underneath

@@ -51,6 +51,7 @@ class PointsTask(Task):
             "val": None,
             "num_points": 1024,  # P after farthest-point sampling
             "surface_points": 4096,  # points first sampled on a mesh surface
+            "cache": False,  # keep each training cloud's sampled points in memory (augmentation still random)
             "projection": {"resolution": 64, "mode": "depth"},  # depth | occupancy
             "augment": {
                 "rotation": "up",  # up | so3 | none
@@ -84,20 +85,23 @@ class PointsTask(Task):
         kind = d.get("dataset")
         augment = P.PointAugment(**(d.get("augment") or {"rotation": "none", "scale": (1.0, 1.0), "jitter": 0.0}))
         common = dict(num_points=d["num_points"])
+        cached = dict(cache=d["cache"])
         if kind == "modelnet40":
             if not d.get("root"):
                 raise ValueError("data.dataset=modelnet40 needs data.root (the modelnet40_normal_resampled folder)")
-            train = P.ModelNet40(d["root"], "train", variant=d["variant"], train=True, augment=augment, **common)
+            train = P.ModelNet40(
+                d["root"], "train", variant=d["variant"], train=True, augment=augment, **cached, **common
+            )
             val = P.ModelNet40(d["root"], "test", variant=d["variant"], **common)
         elif kind in ("scanobjectnn", "mesh_folder"):
             if not d.get("train") or not d.get("val"):
                 raise ValueError(f"data.dataset={kind} needs data.train and data.val")
             if kind == "scanobjectnn":
-                train = P.ScanObjectNN(d["train"], train=True, augment=augment, **common)
+                train = P.ScanObjectNN(d["train"], train=True, augment=augment, **cached, **common)
                 val = P.ScanObjectNN(d["val"], classes=train.classes, **common)
             else:
                 surface = dict(surface_points=d["surface_points"], **common)
-                train = P.MeshFolder(d["train"], train=True, augment=augment, **surface)
+                train = P.MeshFolder(d["train"], train=True, augment=augment, **cached, **surface)
                 val = P.MeshFolder(d["val"], **surface)
                 if val.classes != train.classes:
                     raise ValueError(f"train classes {train.classes} differ from validation classes {val.classes}")
