@@ -20,7 +20,8 @@ stays near 2x cuDNN):
   kernel columns. Each slice writes its own fp32 partial sum, and the partials are added in a fixed
   order afterwards: the weight gradient is deterministic (no atomics), bit for bit, run to run.
 
-All tile sizes are autotuned per (channels, height, width, kernel, dtype, memory format).
+Tile sizes are autotuned per (channels, height, width, kernel, dtype, memory format) on the GPU
+(``UNIREPLKNET_DWCONV_AUTOTUNE=0`` uses fixed default tiles instead).
 """
 
 from __future__ import annotations
@@ -31,39 +32,46 @@ import torch
 import triton
 import triton.language as tl
 
-__all__ = ["dwconv_forward", "dwconv_weight_grad", "INTERPRETED"]
+__all__ = ["INTERPRETED", "autotune_enabled", "dwconv_forward", "dwconv_weight_grad"]
 
 INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
-def _forward_configs() -> list[triton.Config]:
-    if INTERPRETED:  # the CPU interpreter runs every config it is given: one small one
-        return [triton.Config({"TILE_H": 4, "TILE_W": 8, "BLOCK_C": 8}, num_warps=1)]
-    tiles = [
-        # (TILE_H, TILE_W, BLOCK_C, num_warps)
-        (4, 8, 32, 1),
-        (4, 8, 64, 2),
-        (8, 8, 32, 2),
-        (8, 8, 64, 4),
-        (4, 16, 32, 2),
-        (8, 16, 32, 4),
-        (2, 16, 64, 2),
-        (4, 4, 128, 4),
-        (8, 4, 64, 2),
-    ]
-    return [
-        triton.Config({"TILE_H": th, "TILE_W": tw, "BLOCK_C": bc}, num_warps=nw, num_stages=1)
-        for th, tw, bc, nw in tiles
-    ]
+def _config(meta: dict[str, int], num_warps: int) -> triton.Config:
+    return triton.Config(meta, num_warps=num_warps, num_stages=1)
 
 
-def _weight_grad_configs() -> list[triton.Config]:
+# Candidates for autotuning: (TILE_H, TILE_W, BLOCK_C, num_warps) and (TILE_W, BLOCK_C, num_warps).
+# Padding of the forward kernel's tap table, so no tile reads a tap without a bound check.
+MAX_TILE_H, MAX_BLOCK_C = 8, 128
+TAPS_PAD = MAX_TILE_H - 1
+FORWARD_TILES = [(4, 8, 32, 1), (4, 8, 64, 2), (8, 8, 32, 2), (8, 8, 64, 4), (4, 16, 32, 2), (2, 16, 64, 2)]
+WEIGHT_GRAD_TILES = [(8, 32, 2), (8, 64, 4), (16, 32, 4)]
+
+
+def _default_forward_meta(channels: int, channels_last: bool) -> tuple[dict[str, int], int]:
+    """The untuned tile: channels are the vector axis for channels_last, W for contiguous tensors."""
+    if INTERPRETED:  # small tiles, so tiny test inputs still span several tiles
+        return {"TILE_H": 4, "TILE_W": 8, "BLOCK_C": 8}, 1
+    if channels_last:
+        return {"TILE_H": 4, "TILE_W": 8, "BLOCK_C": min(64, triton.next_power_of_2(channels))}, 2
+    return {"TILE_H": 4, "TILE_W": 16, "BLOCK_C": 8}, 2
+
+
+def _default_weight_grad_meta(channels: int, channels_last: bool) -> tuple[dict[str, int], int]:
     if INTERPRETED:
-        return [triton.Config({"TILE_W": 8, "BLOCK_C": 8}, num_warps=1)]
-    return [
-        triton.Config({"TILE_W": tw, "BLOCK_C": bc}, num_warps=nw, num_stages=1)
-        for tw, bc, nw in [(8, 32, 2), (8, 64, 4), (16, 32, 4), (4, 64, 2), (16, 64, 8), (4, 128, 4)]
-    ]
+        return {"TILE_W": 8, "BLOCK_C": 8}, 1
+    if channels_last:
+        return {"TILE_W": 8, "BLOCK_C": min(64, triton.next_power_of_2(channels))}, 4
+    return {"TILE_W": 16, "BLOCK_C": 8}, 4
+
+
+def autotune_enabled() -> bool:
+    """Autotune tiles per shape on the GPU unless ``UNIREPLKNET_DWCONV_AUTOTUNE=0`` (then: default tiles).
+
+    Tuning costs a few seconds per new (channels, size, kernel, dtype, layout) the first time it is seen.
+    """
+    return not INTERPRETED and os.environ.get("UNIREPLKNET_DWCONV_AUTOTUNE", "1") != "0"
 
 
 def _prune_forward(configs, named_args, **_):
@@ -78,15 +86,10 @@ def _prune_forward(configs, named_args, **_):
     return kept or configs[:1]
 
 
-@triton.autotune(
-    configs=_forward_configs(),
-    key=["C", "H", "W", "K", "CHANNELS_LAST"],
-    prune_configs_by={"early_config_prune": _prune_forward},
-)
 @triton.jit
 def _dwconv_forward_kernel(
     x_ptr,
-    w_ptr,  # (K, K, C) fp32/fp64, contiguous
+    w_ptr,  # (TAPS_PAD + K + TAPS_PAD, K, TAPS_C) fp32/fp64, zero outside the kernel and past C
     b_ptr,
     y_ptr,
     C,
@@ -95,12 +98,14 @@ def _dwconv_forward_kernel(
     sxn,
     sxc,
     sxh,
-    sxw,
     syn,
     syc,
     syh,
     syw,
+    X_STRIDE_W: tl.constexpr,  # compile-time, so every tap's column offset is an immediate
     K: tl.constexpr,
+    TAPS_PAD: tl.constexpr,
+    TAPS_C: tl.constexpr,
     HAS_BIAS: tl.constexpr,
     CHANNELS_LAST: tl.constexpr,  # only part of the autotune key
     ACC_DTYPE: tl.constexpr,
@@ -126,16 +131,16 @@ def _dwconv_forward_kernel(
     for r in range(TILE_H + K - 1):
         in_row = h0 - PAD + r
         # Output row j of the tile reads this input row through kernel row r - j.
-        kh = r - tile_rows
-        tap_ok = ((kh >= 0) & (kh < K))[:, None] & c_ok[None, :]
-        w_row_ptr = w_ptr + (kh[:, None] * K) * C + offs_c[None, :]
+        # Out-of-kernel rows of the padded taps are zero: no mask needed.
+        kh = r - tile_rows + TAPS_PAD
+        w_row_ptr = w_ptr + (kh[:, None] * K) * TAPS_C + offs_c[None, :]
         x_row_ok = c_ok[None, :] & (in_row >= 0) & (in_row < H)
         x_row_ptr = x_chan + in_row * sxh
         for kw in tl.static_range(K):
             in_cols = out_cols + (kw - PAD)
             cols_ok = (in_cols >= 0) & (in_cols < W)
-            xv = tl.load(x_row_ptr + in_cols[:, None] * sxw, mask=cols_ok[:, None] & x_row_ok, other=0.0)
-            wv = tl.load(w_row_ptr + kw * C, mask=tap_ok, other=0.0)
+            xv = tl.load(x_row_ptr + in_cols[:, None] * X_STRIDE_W, mask=cols_ok[:, None] & x_row_ok, other=0.0)
+            wv = tl.load(w_row_ptr + kw * TAPS_C)
             acc += xv.to(ACC_DTYPE)[None, :, :] * wv.to(ACC_DTYPE)[:, None, :]
 
     if HAS_BIAS:
@@ -146,7 +151,6 @@ def _dwconv_forward_kernel(
     tl.store(y_ptr + y_off, acc.to(y_ptr.dtype.element_ty), mask=y_ok)
 
 
-@triton.autotune(configs=_weight_grad_configs(), key=["C", "H", "W", "K", "CHANNELS_LAST"])
 @triton.jit
 def _dwconv_weight_grad_kernel(
     x_ptr,
@@ -206,6 +210,17 @@ def _dwconv_weight_grad_kernel(
     tl.store(out_ptr, dw, mask=kw_ok[:, None] & c_ok[None, :])
 
 
+_TUNE_KEY = ["C", "H", "W", "K", "CHANNELS_LAST"]  # plus the tensors' dtypes, which Triton always adds
+_dwconv_forward_tuned = triton.autotune(
+    configs=[_config({"TILE_H": th, "TILE_W": tw, "BLOCK_C": bc}, nw) for th, tw, bc, nw in FORWARD_TILES],
+    key=_TUNE_KEY,
+    prune_configs_by={"early_config_prune": _prune_forward},
+)(_dwconv_forward_kernel)
+_dwconv_weight_grad_tuned = triton.autotune(
+    configs=[_config({"TILE_W": tw, "BLOCK_C": bc}, nw) for tw, bc, nw in WEIGHT_GRAD_TILES], key=_TUNE_KEY
+)(_dwconv_weight_grad_kernel)
+
+
 def _acc_dtype(dtype: torch.dtype) -> tuple[torch.dtype, tl.dtype]:
     return (torch.float64, tl.float64) if dtype == torch.float64 else (torch.float32, tl.float32)
 
@@ -228,7 +243,9 @@ def dwconv_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     n, c, h, w = x.shape
     k = weight.shape[-1]
     torch_acc, tl_acc = _acc_dtype(x.dtype)
-    taps = weight.reshape(c, k, k).permute(1, 2, 0).to(torch_acc).contiguous()  # (k, k, C)
+    taps_c = triton.cdiv(c, MAX_BLOCK_C) * MAX_BLOCK_C
+    taps = x.new_zeros(k + 2 * TAPS_PAD, k, taps_c, dtype=torch_acc)
+    taps[TAPS_PAD : TAPS_PAD + k, :, :c] = weight.reshape(c, k, k).permute(1, 2, 0)
     y = torch.empty_like(x)
     if y.numel() == 0:
         return y
@@ -236,7 +253,13 @@ def dwconv_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     def grid(meta):
         return (triton.cdiv(h, meta["TILE_H"]) * triton.cdiv(w, meta["TILE_W"]), triton.cdiv(c, meta["BLOCK_C"]), n)
 
-    _dwconv_forward_kernel[grid](
+    channels_last = _is_channels_last(x)
+    if autotune_enabled():
+        kernel, meta = _dwconv_forward_tuned, {}
+    else:
+        tiles, num_warps = _default_forward_meta(c, channels_last)
+        kernel, meta = _dwconv_forward_kernel, {**tiles, "num_warps": num_warps, "num_stages": 1}
+    kernel[grid](
         x,
         taps,
         bias if bias is not None else taps,
@@ -244,12 +267,16 @@ def dwconv_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
         c,
         h,
         w,
-        *x.stride(),
+        *x.stride()[:3],
         *y.stride(),
+        X_STRIDE_W=x.stride(3),
         K=k,
+        TAPS_PAD=TAPS_PAD,
+        TAPS_C=taps_c,
         HAS_BIAS=bias is not None,
-        CHANNELS_LAST=_is_channels_last(x),
+        CHANNELS_LAST=channels_last,
         ACC_DTYPE=tl_acc,
+        **meta,
     )
     return y
 
@@ -285,7 +312,13 @@ def dwconv_weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kernel_size: int
     def grid(meta):
         return (k, triton.cdiv(c, meta["BLOCK_C"]), splits)
 
-    _dwconv_weight_grad_kernel[grid](
+    channels_last = _is_channels_last(x)
+    if autotune_enabled():
+        kernel, meta = _dwconv_weight_grad_tuned, {}
+    else:
+        tiles, num_warps = _default_weight_grad_meta(c, channels_last)
+        kernel, meta = _dwconv_weight_grad_kernel, {**tiles, "num_warps": num_warps, "num_stages": 1}
+    kernel[grid](
         x,
         grad_out,
         partial,
@@ -298,7 +331,8 @@ def dwconv_weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kernel_size: int
         *grad_out.stride(),
         K=k,
         K_POW2=triton.next_power_of_2(k),
-        CHANNELS_LAST=_is_channels_last(x),
+        CHANNELS_LAST=channels_last,
         ACC_DTYPE=tl_acc,
+        **meta,
     )
     return partial.sum(0).permute(2, 0, 1).unsqueeze(1).to(x.dtype)
