@@ -226,3 +226,22 @@ def test_cached_training_items_fix_sampling_but_keep_augmentation(tmp_path):
     first, second = augmented[0][0], augmented[0][0]
     assert not torch.equal(first, second)
     assert torch.equal(augmented.sample(0), cached[0][0])  # same cached points underneath
+
+
+def test_pca_aligned_projection_ignores_pose():
+    from unireplknet.modalities.points import pca_align
+
+    # distinct principal variances and skew along every axis, so the frame is unique
+    base = torch.randn(1, 400, 3) * torch.tensor([0.5, 0.25, 0.1])
+    base = normalize_unit_sphere(base + 0.3 * base.square())
+    turned = base @ random_rotation("so3").T
+    assert torch.allclose(pca_align(base), pca_align(turned), atol=1e-4)
+    assert torch.allclose(pca_align(turned).norm(dim=-1), (turned - turned.mean(1, keepdim=True)).norm(dim=-1))
+
+    def differing_pixels(projection):  # fraction of pixels that change with the pose
+        return (projection(base) - projection(turned)).abs().gt(1e-3).float().mean()
+
+    assert differing_pixels(OrthographicProjection(32, align="pca")) < 0.002  # only rounding at pixel borders
+    assert differing_pixels(OrthographicProjection(32)) > 0.05
+    with pytest.raises(ValueError, match="align"):
+        OrthographicProjection(align="icp")

@@ -52,7 +52,11 @@ class PointsTask(Task):
             "num_points": 1024,  # P after farthest-point sampling
             "surface_points": 4096,  # points first sampled on a mesh surface
             "cache": False,  # keep each training cloud's sampled points in memory (augmentation still random)
-            "projection": {"resolution": 64, "mode": "depth"},  # depth | occupancy
+            "projection": {
+                "resolution": 64,
+                "mode": "depth",
+                "align": None,
+            },  # mode depth | occupancy; align null | pca
             "augment": {
                 "rotation": "up",  # up | so3 | none
                 "up_axis": 1,  # ModelNet and ScanObjectNN are y-up
