@@ -32,6 +32,15 @@ TINY_MODEL = {
 }  # fmt: skip
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one intra-op thread avoids OpenMP overhead, which is large on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def coco(tmp_path_factory):
     """Two splits of 64 x 64 images, each with a bright square ("box", id 5) and a grey disc ("disc", id 9)."""
@@ -73,7 +82,7 @@ def _cfg(coco, tmp_path, arch="mask_rcnn"):
             "dataset": "coco", "root": str(coco), "train_images": "train", "train_annotations": "train.json",
             "val_images": "val", "val_annotations": "val.json", "batch_size": 2, "eval_batch_size": 2,
         },
-        "train": {"epochs": 1, "lr": 1e-3, "warmup_epochs": 0, "device": "cpu", "layer_decay": 0.9},
+        "train": {"epochs": 1, "lr": 1e-3, "warmup_epochs": 0, "device": "cpu", "layer_decay": 0.9, "threads": 1},
         "output": {"dir": str(tmp_path), "name": "run"},
         "predict": {"out_dir": str(tmp_path / "pred"), "score_threshold": 0.0},
     }  # fmt: skip

@@ -25,6 +25,15 @@ TINY_MODEL = {
 }
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one intra-op thread avoids OpenMP overhead, which is large on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _scene(rng: np.random.Generator, size: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """A dark image with a bright square (class 1) and a mid-grey disc (class 2)."""
     image = np.full((size, size, 3), 20, dtype=np.uint8)
@@ -60,7 +69,7 @@ def _cfg(folder, tmp_path, **data):
             "dataset": "folder", "root": str(folder), "num_classes": 3, "scale": 32, "crop_size": [32, 32],
             "eval_scale": None, "batch_size": 2, "eval_batch_size": 2, **data,
         },
-        "train": {"epochs": 1, "lr": 1e-3, "warmup_epochs": 0, "device": "cpu", "layer_decay": 0.9},
+        "train": {"epochs": 1, "lr": 1e-3, "warmup_epochs": 0, "device": "cpu", "layer_decay": 0.9, "threads": 1},
         "output": {"dir": str(tmp_path), "name": "run"},
     }  # fmt: skip
     return resolve_config(get_task("segment").default_config, {"task": "segment"}, overrides)

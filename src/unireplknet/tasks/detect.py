@@ -33,7 +33,14 @@ from ..dense.metrics import DetectionMetrics
 from .base import Metrics, Task, register_task
 from .segment import backbone_kwargs
 
-__all__ = ["DetectTask"]
+__all__ = ["DetectTask", "collate_for_engine"]
+
+
+def collate_for_engine(batch: list) -> tuple[tuple[list, list], list]:
+    """``((images, targets), targets)``: the engine calls ``model(inputs)``, and a torchvision detector
+    needs the targets there to compute its losses (see :class:`~unireplknet.dense.detection.TrainableDetector`)."""
+    images, targets = D.collate_detection(batch)
+    return (images, targets), targets
 
 
 @register_task
@@ -110,11 +117,7 @@ class DetectTask(Task):
         return train, val
 
     def collate_fn(self, train: bool) -> Callable | None:
-        def collate(batch):
-            images, targets = D.collate_detection(batch)
-            return (images, targets), targets  # the detector needs the targets to compute its losses
-
-        return collate
+        return collate_for_engine
 
     # -- model ----------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:

@@ -21,6 +21,7 @@ back, as MMSeg does.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -147,8 +148,7 @@ class SegmentTask(Task):
         return train, val
 
     def collate_fn(self, train: bool) -> Callable | None:
-        ignore = self.data["ignore_index"]
-        return lambda batch: D.collate_segmentation(batch, ignore)
+        return functools.partial(D.collate_segmentation, ignore_index=self.data["ignore_index"])  # picklable
 
     # -- model ----------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
