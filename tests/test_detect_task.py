@@ -118,6 +118,9 @@ def test_train_eval_predict_end_to_end(coco, tmp_path):
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["AP"] == pytest.approx(summary["deploy_eval"]["AP"], abs=1e-6)
 
+    result = runner.invoke(app, ["reparam", str(run / "last.safetensors"), str(tmp_path / "deployed.safetensors")])
+    assert result.exit_code == 0 and "max |train - deploy|" in result.output, result.output
+
     result = runner.invoke(app, ["predict", str(run / "last.safetensors"), str(coco / "val" / "0.png"), "--json"])
     assert result.exit_code == 0, result.output
     (prediction,) = json.loads(result.output)

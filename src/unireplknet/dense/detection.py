@@ -152,8 +152,9 @@ class Detections:
 class TrainableDetector(nn.Module):
     """A torchvision detector driven as ``outputs = model(inputs)``, as the training engine does.
 
-    ``inputs`` is ``(images, targets)``: lists of ``(3, H, W)`` images in [0, 1] and their targets.
-    Training mode returns torchvision's dict of losses; eval mode ignores the targets and returns
+    ``inputs`` is ``(images, targets)``: lists of ``(3, H, W)`` images in [0, 1] and their targets
+    (in eval mode also a plain ``(N, 3, H, W)`` batch). Training mode returns torchvision's dict of
+    losses; eval mode ignores the targets and returns
     ``{'detections': Detections, 'features': the backbone + FPN maps}`` (the features make the
     trained-vs-re-parameterized comparison exact). ``detector`` is the torchvision model.
     """
@@ -162,7 +163,13 @@ class TrainableDetector(nn.Module):
         super().__init__()
         self.detector = detector
 
-    def forward(self, inputs: tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]) -> dict[str, Any]:
+    def forward(
+        self, inputs: tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]] | torch.Tensor
+    ) -> dict[str, Any]:
+        if isinstance(inputs, torch.Tensor):
+            if self.training:
+                raise ValueError("training a detector needs (images, targets), not an image batch alone")
+            inputs = (list(inputs), None)
         images, targets = inputs
         if self.training:
             return self.detector(list(images), list(targets))
