@@ -41,9 +41,10 @@ def model_info(name: str, size: int = 224, batch: int = 1, **kwargs: Any) -> dic
 
     if size < 1 or batch < 1:
         raise ValueError(f"size and batch must be positive, got size={size}, batch={batch}")
-    model = unireplknet.create_model(name, **kwargs).eval()
-    deployed = unireplknet.reparameterize(copy.deepcopy(model))
-    x = torch.zeros(batch, model.in_chans, size, size)
+    with torch.device("meta"):  # shapes only: counting needs no memory and no arithmetic
+        model = unireplknet.create_model(name, **kwargs).eval()
+        deployed = unireplknet.reparameterize(copy.deepcopy(model))
+        x = torch.zeros(batch, model.in_chans, size, size)
     return {
         "name": name,
         "size": size,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,7 +18,7 @@ from rich.table import Table
 
 __all__ = ["TrainProgress", "summary_table", "console"]
 
-console = Console(file=sys.stderr)
+console = Console(stderr=True)
 
 
 def _fmt(value: Any) -> str:
@@ -63,10 +62,22 @@ class TrainProgress:
         if self.step_bar is not None:
             self.progress.remove_task(self.step_bar)
         self.step_bar = self.progress.add_task(f"{description} {epoch + 1}", total=steps, completed=done, stats="")
+        self.step_label, self.steps, self.done = f"{description} {epoch + 1}", steps, done
 
     def step(self, stats: Mapping[str, Any], advance: int = 1) -> None:
         text = "  ".join(f"{k} {_fmt(v)}" for k, v in stats.items())
         self.progress.update(self.step_bar, advance=advance, stats=text)
+        self.done += advance
+        # Without a terminal (a log file, a CI job) the bars are not redrawn: print ~10 lines per epoch.
+        if (
+            self.enabled
+            and text
+            and not self.progress.console.is_terminal
+            and self.done % max(1, self.steps // 10) == 0
+        ):
+            eta = next(t.time_remaining for t in self.progress.tasks if t.id == self.step_bar)
+            eta_text = f"  ETA {eta:.0f}s" if eta is not None else ""
+            self.progress.console.print(f"{self.step_label} step {self.done}/{self.steps}  {text}{eta_text}")
 
     def end_epoch(self, line: Mapping[str, Any]) -> None:
         self.progress.update(self.epoch_bar, advance=1)
