@@ -7,5 +7,10 @@ Submodules load their heavy dependencies on import, so this package stays light:
 * :mod:`.detection`: :func:`create_detector` (torchvision Mask R-CNN / Faster R-CNN / RetinaNet / FCOS);
 * :mod:`.datasets`: ADE20K and image/mask folders, COCO-format detection data;
 * :mod:`.metrics`: mIoU / pixel accuracy, COCO box and mask AP;
-* :mod:`.demo`: the bundled real-image demo (scikit-image's ``coins`` photograph with derived masks).
+* :mod:`.demo`: the bundled real-image demo (scikit-image's ``coins`` photograph with derived masks);
+* :mod:`.visualize`: colour label-map PNGs and drawn detections;
+* :mod:`.param_groups`: layer-wise lr decay groups for networks around the backbone.
+
+The training engine drives them through ``--task segment`` and ``--task detect``
+(:mod:`unireplknet.tasks.segment`, :mod:`unireplknet.tasks.detect`).
 """

@@ -38,9 +38,8 @@ from .base import Metrics, Task, register_task
 
 __all__ = ["SegmentTask", "BACKBONE_KWARGS", "backbone_kwargs"]
 
-BACKBONE_KWARGS = (
-    "drop_path_rate", "layer_scale_init_value", "grad_checkpointing", "sync_bn", "depths", "dims", "kernel_sizes",
-)  # fmt: skip
+# sync_bn is not among them: the engine converts the whole model when it runs distributed
+BACKBONE_KWARGS = ("drop_path_rate", "layer_scale_init_value", "grad_checkpointing", "depths", "dims", "kernel_sizes")
 ADE20K_CLASSES = 150
 
 
