@@ -166,6 +166,16 @@ def test_arrow_of_time_splits_share_no_frame_and_pairs_are_reversed():
         seen = {int(f) for i in range(len(train)) if train.frame_indices(i)[0] == v for f in train.frame_indices(i)[1]}
         held = {int(f) for i in range(len(test)) if test.frame_indices(i)[0] == v for f in test.frame_indices(i)[1]}
         assert held == set(range(20, 30)) and seen and not seen & held  # block 2 of 10 frames is test
+    from collections import Counter
+
+    def placements(direction):  # (video, frame, tile) over all training samples of one direction
+        return Counter(
+            (train.frame_indices(i)[0], int(f), tile)
+            for i in range(direction, len(train), 2)
+            for tile, f in enumerate(train.frame_indices(i)[1])
+        )
+
+    assert placements(0) == placements(1)  # wrapped training windows: frame identity says nothing of the label
     forward, backward = test[2], test[3]
     assert (forward[1], backward[1]) == (0, 1)
     assert torch.equal(untile_frames(forward[0], 4), untile_frames(backward[0], 4).flip(0))

@@ -98,10 +98,10 @@ def test_arrow_of_time_demo_builds_from_the_bundled_clips():
     task = VideoTask(cfg)
     train, test = task.build_datasets()
     assert task.classes == ["forward", "backward"] and task.collate_fn(False) is None
-    # bikes 250, carphone 120, bunny 132 frames -> 6, 3, 3 full blocks of 40; each holds 10 windows of 31
-    # frames; blocks 2 and 5 are test
-    assert len(test) == 2 * 10 * (2 + 1 + 1)
-    assert len(train) == 2 * 10 * (4 + 2 + 2)
+    # bikes 250, carphone 120, bunny 132 frames: blocks of 80 frames, alternately train and test; training
+    # windows start at every frame of a train block (they wrap), test windows of 31 frames fit their block
+    assert len(train) == 2 * (80 + 80 + 80 + 80)  # bikes 0-79, 160-239; carphone 0-79; bunny 0-79
+    assert len(test) == 2 * ((80 - 30) + (40 - 30) + (52 - 30))  # bikes 80-159; carphone 80-119; bunny 80-131
     assert train[0][0].shape == test[0][0].shape == (3, 32, 32)
 
 

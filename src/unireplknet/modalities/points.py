@@ -11,7 +11,9 @@ holds the depth of the point nearest to a viewer on that axis' positive side (``
 ``(0, 1]``, 0 where no point falls) or plain occupancy. The paper instead uses P2P's *learned*
 projection (a point encoder whose features are scattered into the image plane and coloured by a small
 network). Anything with the same call signature, ``(B, P, 3) -> (B, C, H, W)``, can replace it in
-:class:`PointCloudNet`, and its parameters then train with the backbone.
+:class:`PointCloudNet`, and its parameters then train with the backbone. Optionally
+(``align="pca"``) the projection first turns each cloud into its principal-axis frame
+(:func:`pca_align`), which makes the views independent of the object's pose; P2P has no such step.
 
 Datasets: ModelNet40 (``modelnet40_normal_resampled``), ScanObjectNN (``.h5``), folders of mesh files
 (``.off``/``.ply``/``.stl``/``.obj`` via trimesh, points sampled on the surface) and the real meshes of

@@ -437,10 +437,18 @@ class ArrowOfTime(Dataset):
     crosses a block boundary, so train and test share no frame. Interleaving blocks (rather than
     holding out one final segment) keeps both splits drawn from the whole video, so a change of scene
     or camera motion late in a clip does not masquerade as a change of the arrow of time. Every
-    window of ``num_frames`` frames ``stride`` apart inside a split's segment (windows start
-    ``clip_step`` frames apart) gives two samples: the frames in playback order (forward) and reversed
-    (backward). Both directions of a window hold exactly the same frames, so only their order tells
-    the classes apart.
+    window of ``num_frames`` frames ``stride`` apart inside a block (windows start ``clip_step``
+    frames apart) gives two samples: the frames in playback order (forward) and reversed (backward).
+    Both directions of a window hold exactly the same frames, so only their order tells the classes
+    apart.
+
+    Training windows wrap around their block (the block is treated as a loop; a window may jump from
+    its last frame back to its first). Without that, frames near a block's start would show up in
+    the first tiles only of forward clips and frames near its end only of backward ones, and a model
+    could learn the label from *which* frames it sees rather than from their order (a shortcut that
+    scores below chance on held-out blocks, whose early frames resemble the training blocks' late
+    ones). With wrapping, every frame appears at every tile position equally often in both
+    directions. Test windows never wrap.
 
     ``layout`` selects what the network sees:
 
@@ -462,8 +470,8 @@ class ArrowOfTime(Dataset):
         videos: Sequence[torch.Tensor],
         *,
         split: str,
-        block_frames: int = 40,
-        test_every: int = 3,
+        block_frames: int = 80,
+        test_every: int = 2,
         num_frames: int = 16,
         stride: int = 1,
         size: int = 32,
@@ -481,12 +489,14 @@ class ArrowOfTime(Dataset):
         self.videos, self.num_frames, self.stride, self.layout = list(videos), num_frames, stride, layout
         self.train = split == "train"
         self.span = (num_frames - 1) * stride + 1
-        self.windows: list[tuple[int, int]] = []  # (video, first frame)
+        self.windows: list[tuple[int, int, int, int]] = []  # (video, block start, block end, first frame)
         for v, video in enumerate(self.videos):
             for block, lo in enumerate(range(0, len(video), block_frames)):
-                if (block % test_every == test_every - 1) != self.train:
-                    hi = min(lo + block_frames, len(video))
-                    self.windows += [(v, s) for s in range(lo, hi - self.span + 1, clip_step)]
+                hi = min(lo + block_frames, len(video))
+                if (block % test_every == test_every - 1) == self.train or hi - lo < self.span:
+                    continue
+                last_start = hi - 1 if self.train else hi - self.span  # training windows wrap around the block
+                self.windows += [(v, lo, hi, s) for s in range(lo, last_start + 1, clip_step)]
         if not self.windows:
             raise ValueError(
                 f"no {split} window of {self.span} frames fits in blocks of {block_frames} frames; "
@@ -499,8 +509,8 @@ class ArrowOfTime(Dataset):
 
     def frame_indices(self, i: int) -> tuple[int, torch.Tensor]:
         """``(video, frame indices in playback order)`` of sample ``i``."""
-        v, start = self.windows[i // 2]
-        idx = start + self.stride * torch.arange(self.num_frames)
+        v, lo, hi, start = self.windows[i // 2]
+        idx = lo + (start - lo + self.stride * torch.arange(self.num_frames)) % (hi - lo)
         return v, idx.flip(0) if i % 2 else idx
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:

