@@ -12,13 +12,12 @@ random poses and samplings from a different seed, ``--per-class`` per mesh.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import time
 
 import torch
-import yaml
 
+from unireplknet.config import load_yaml, resolve_config
 from unireplknet.modalities.points import MeshPoses, cgal_meshes, shape_histogram
 from unireplknet.tasks.points import PointsTask
 
@@ -34,11 +33,8 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=64, help="reference samples per mesh for the neighbour search")
     args = parser.parse_args()
     torch.manual_seed(0)
-    cfg = copy.deepcopy(PointsTask.default_config)
-    with open(args.config) as f:
-        user = yaml.safe_load(f) or {}
-    data = {**cfg["data"], **user.get("data", {})}
-    c = {**cfg["data"]["cgal_poses"], **user.get("data", {}).get("cgal_poses", {})}
+    cfg = resolve_config(PointsTask.default_config, load_yaml(args.config))
+    data, c = cfg["data"], cfg["data"]["cgal_poses"]
     meshes = cgal_meshes(c["meshes"], c["archive"], c["cache_dir"])
     common = dict(num_points=data["num_points"], surface_points=data["surface_points"])
     start = time.perf_counter()
