@@ -155,3 +155,14 @@ def test_cli_train_eval_predict(folder_root, tmp_path):
     assert result.exit_code == 0, result.output
     (prediction,) = json.loads(result.output)
     assert prediction["path"] == str(clip) and prediction["top"][0]["class"] in ("high", "low")
+
+
+@pytest.mark.parametrize("name", ["audio_sound_types", "audio_speech_commands"])
+def test_shipped_configs_resolve(name):
+    from pathlib import Path
+
+    from unireplknet.config import load_yaml
+
+    user = load_yaml(Path(__file__).parents[1] / "configs" / f"{name}.yaml")
+    task = get_task(user["task"])(resolve_config(get_task(user["task"]).default_config, user))
+    assert task.name == "audio" and task.frontend.n_mels == 128 and task.frontend.frames == 100

@@ -162,3 +162,16 @@ def test_cli_train_eval_predict(csv_path, tmp_path):
     assert result.exit_code == 0, result.output
     (prediction,) = json.loads(result.output)
     assert len(prediction["times"]) == 4 and np.isfinite(prediction["forecast"]).all()
+
+
+@pytest.mark.parametrize("name", ["forecast_nyc_weather", "forecast_global_temp", "forecast_global_wind"])
+def test_shipped_configs_resolve(name):
+    from pathlib import Path
+
+    from unireplknet.config import load_yaml
+
+    user = load_yaml(Path(__file__).parents[1] / "configs" / f"{name}.yaml")
+    task = get_task(user["task"])(resolve_config(get_task(user["task"]).default_config, user))
+    assert task.name == "forecast"
+    area = task.fc["input_len"] * task.fc["embed_dim"]
+    assert int(area**0.5) ** 2 == area  # a square map

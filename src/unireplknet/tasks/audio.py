@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import librosa  # noqa: F401  (fail at task import with the extra's install hint, not mid-run)
+import numpy as np
 import soundfile  # noqa: F401
 import torch
 import torch.nn.functional as F
@@ -36,6 +37,8 @@ from .base import Metrics, Task, register_task
 from .classify import ClassificationMetrics
 
 __all__ = ["AudioTask"]
+
+STATS_CLIPS = 2000  # enough clips for the log-mel mean/std of a large dataset
 
 
 @register_task
@@ -118,8 +121,10 @@ class AudioTask(Task):
             spec_augment_args=d["spec_augment"],
             cache=d["cache"],
         )
-        if not self.stats_fitted:
-            self.frontend.fit_stats([train.waveform(i) for i in range(len(train))])
+        if not self.stats_fitted:  # on at most STATS_CLIPS training clips (a fixed random subset)
+            rng = np.random.default_rng(d["seed"])
+            subset = rng.permutation(len(train))[:STATS_CLIPS]
+            self.frontend.fit_stats([train.waveform(int(i)) for i in sorted(subset)])
             self.stats_fitted = True
         evaluation = A.AudioClipDataset(splits[d["eval_split"]], self.frontend, train=False, cache=d["cache"])
         return train, evaluation
