@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,20 @@ def merge(base: Mapping[str, Any], overlay: Mapping[str, Any], *, strict: bool, 
     return out
 
 
+_SCIENTIFIC = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+
+
+def _number(value: Any) -> Any:
+    """YAML 1.1 reads ``1e-3`` (no dot) as a string; everyone means the number."""
+    if isinstance(value, str) and _SCIENTIFIC.match(value.strip()):
+        return float(value)
+    if isinstance(value, list):
+        return [_number(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _number(v) for k, v in value.items()}
+    return value
+
+
 def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
     """Read a YAML config file (a mapping at the top level)."""
     import yaml
@@ -133,7 +148,7 @@ def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
         return {}
     if not isinstance(data, Mapping):
         raise ConfigError(f"config file {path} must hold a mapping of sections, got {type(data).__name__}")
-    return dict(data)
+    return _number(dict(data))
 
 
 def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
@@ -147,7 +162,7 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
         if not sep or not key or any(not part for part in key.split(".")):
             raise ConfigError(f"override {item!r} must look like section.key=value, e.g. train.lr=0.001")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else None
+            value = _number(yaml.safe_load(raw)) if raw.strip() else None
         except yaml.YAMLError:
             value = raw
         node = out

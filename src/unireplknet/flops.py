@@ -41,10 +41,14 @@ def model_info(name: str, size: int = 224, batch: int = 1, **kwargs: Any) -> dic
 
     if size < 1 or batch < 1:
         raise ValueError(f"size and batch must be positive, got size={size}, batch={batch}")
-    with torch.device("meta"):  # shapes only: counting needs no memory and no arithmetic
+    with torch.device("meta"):  # skip the (slow, irrelevant) random initialisation
         model = unireplknet.create_model(name, **kwargs).eval()
-        deployed = unireplknet.reparameterize(copy.deepcopy(model))
-        x = torch.zeros(batch, model.in_chans, size, size)
+    model.to_empty(device="cpu")
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            tensor.zero_()
+    deployed = unireplknet.reparameterize(copy.deepcopy(model))
+    x = torch.zeros(batch, model.in_chans, size, size)
     return {
         "name": name,
         "size": size,
