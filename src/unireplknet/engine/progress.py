@@ -92,7 +92,7 @@ class TrainProgress:
 def summary_table(title: str, rows: Mapping[str, Any]) -> Table:
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column(style="bold")
-    table.add_column()
+    table.add_column(overflow="fold")
     for key, value in rows.items():
         table.add_row(key, _fmt(value))
     return table

@@ -425,6 +425,7 @@ class _Trainer:
                 "task": self.cfg["task"],
                 "model": self.cfg["model"]["name"],
                 "epochs": self.epoch,
+                "params": sum(p.numel() for p in trained.parameters()),
                 "train_samples": len(self.train_set),
                 "eval_samples": len(self.eval_set),
                 "eval": final,

@@ -175,8 +175,11 @@ class ClassifyTask(Task):
         self.classes: list[str] = list(FASHION_MNIST_CLASSES) if fmnist else []
 
     def _imagenet_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """ImageNet's per-channel statistics (averaged over the channels for grey-level input)."""
         from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
+        if self.in_chans == 1:
+            return (sum(IMAGENET_DEFAULT_MEAN) / 3,), (sum(IMAGENET_DEFAULT_STD) / 3,)
         return IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
     def _dataset_kind(self) -> str:
