@@ -40,7 +40,7 @@ def _example_input(input_size: Sequence[int], batch_size: int) -> torch.Tensor:
 
 def _prepare_path(path: str | os.PathLike) -> Path:
     path = Path(path)
-    if path.parent and not path.parent.exists():
+    if not path.parent.exists():
         raise ValueError(f"output directory {path.parent} does not exist; create it first")
     return path
 
@@ -84,16 +84,18 @@ def export_onnx(
     dynamic_axes = {name: {0: "batch"} for name in ["input", *names]} if dynamic_batch else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape checks become constants: intended
+        tmp = path.with_name(path.name + ".tmp")
         torch.onnx.export(
             model,
             (example,),
-            str(path),
+            str(tmp),
             input_names=["input"],
             output_names=names,
             opset_version=opset,
             dynamic_axes=dynamic_axes,
             dynamo=False,
         )
+    os.replace(tmp, path)  # atomic: a crash never leaves a truncated file
     return path
 
 

@@ -262,7 +262,6 @@ def depthwise_conv2d(
     if torch.is_autocast_enabled(x.device.type):
         dtype = torch.get_autocast_dtype(x.device.type)
         x, weight = x.to(dtype), weight.to(dtype)
-        bias = bias.to(dtype) if bias is not None else None
     elif weight.dtype != x.dtype:
         raise ValueError(f"input dtype {x.dtype} and weight dtype {weight.dtype} differ; cast one of them")
     bias = bias.to(x.dtype) if bias is not None else None
