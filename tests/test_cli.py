@@ -175,6 +175,22 @@ def test_reparam_foreign_checkpoint(tmp_path: Path) -> None:
         assert (deployed(x) - model(x)).abs().max() < 1e-4
 
 
+def test_export_torchscript(run_dir: Path, tmp_path: Path) -> None:
+    result = invoke("export", run_dir / "last.safetensors", tmp_path / "model.pt")
+    assert result.exit_code == 0, result.output
+    scripted = torch.jit.load(str(tmp_path / "model.pt"))
+    weights, _ = read_weights(run_dir / "deploy.safetensors")
+    model = unireplknet.create_model(
+        "unireplknet_a", num_classes=10, in_chans=1, deploy=True, depths=[1, 1, 1, 1], dims=[8, 16, 32, 64],
+        kernel_sizes=[[3], [7], [7], [3]],
+    )  # fmt: skip
+    model.load_state_dict(weights)
+    x = torch.randn(3, 1, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(scripted(x), model.eval()(x), atol=1e-5, rtol=1e-4)
+    assert_clean_error(invoke("export", run_dir / "last.safetensors", tmp_path / "model.xyz"), "--format onnx")
+
+
 def test_info_json() -> None:
     result = invoke("info", "unireplknet_a", "--json")
     assert result.exit_code == 0, result.output

@@ -370,26 +370,24 @@ def export(
     sets: SetOpt = None,
 ) -> None:
     """Export a checkpoint to ONNX or TorchScript (deploy structure)."""
-    from .reparam import reparameterize
-
     fmt = fmt or {".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript"}.get(target.suffix)
     if fmt not in ("onnx", "torchscript"):
         raise UsageError(
             f"cannot tell the export format from {target.name}; pass --format onnx or --format torchscript"
         )
-    task_obj, model, _ = _load_model(checkpoint, None, None, _overrides(sets), need_data=False)
-    model = reparameterize(model)  # no-op for a deploy-structure checkpoint
-    task_state = task_obj.state_dict()
-    in_chans = task_state.get("in_chans", getattr(model, "in_chans", 3))
-    size = size or task_state.get("img_size") or 224
     try:
         from . import export as exporter
     except ImportError as e:
         raise UsageError(
             f"export needs its optional packages ({e.name}); install them with: pip install 'unireplknet[export]'"
         ) from None
+    task_obj, model, _ = _load_model(checkpoint, None, None, _overrides(sets), need_data=False)
+    task_state = task_obj.state_dict()
+    in_chans = task_state.get("in_chans", getattr(model, "in_chans", 3))
+    size = size or task_state.get("img_size") or 224
     function = exporter.export_onnx if fmt == "onnx" else exporter.export_torchscript
-    function(model, target, input_shape=(1, in_chans, size, size))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    function(model, target, input_size=(in_chans, size, size))
     typer.echo(f"wrote {target}")
 
 
