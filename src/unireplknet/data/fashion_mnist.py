@@ -7,6 +7,7 @@ uint8 tensors (55 MB); augmentation runs on tensors, which is far cheaper than P
 
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 from collections.abc import Sequence
@@ -91,6 +92,16 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     return np.frombuffer(raw, dtype=dtype, offset=offset).reshape(shape).astype(dtype.newbyteorder("="))
 
 
+@functools.lru_cache(maxsize=4)
+def _read_split(folder: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(uint8 images (N, 28, 28), int64 labels (N,)), read once per process (decompressing takes a second)."""
+    images = read_idx(_file(folder, split, "images"))
+    labels = read_idx(_file(folder, split, "labels"))
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise ValueError(f"{folder}: {split} images {images.shape} and labels {labels.shape} do not match")
+    return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
+
+
 class TensorAugment:
     """Random crop after zero padding, and horizontal flip, on one ``(C, H, W)`` tensor (global torch RNG)."""
 
@@ -131,13 +142,7 @@ class FashionMNIST(Dataset):
     ) -> None:
         if split not in ("train", "test"):
             raise ValueError(f"Fashion-MNIST split must be 'train' or 'test', got {split!r}")
-        folder = find_fashion_mnist(root)
-        images = read_idx(_file(folder, split, "images"))
-        labels = read_idx(_file(folder, split, "labels"))
-        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-            raise ValueError(f"{folder}: {split} images {images.shape} and labels {labels.shape} do not match")
-        self.images = torch.from_numpy(images.copy())
-        self.labels = torch.from_numpy(labels.astype(np.int64))
+        self.images, self.labels = _read_split(find_fashion_mnist(root), split)
         self.indices = list(range(len(self.labels))) if indices is None else list(indices)
         self.size, self.augment = size, augment
         self.mean, self.std = FASHION_MNIST_MEAN[0], FASHION_MNIST_STD[0]

@@ -97,6 +97,8 @@ class _Trainer:
         self.dist, self.device = distributed.setup(tcfg["device"])
         if tcfg["threads"]:
             torch.set_num_threads(int(tcfg["threads"]))
+        if tcfg["amp"] not in (None, "bf16", "fp16"):
+            raise ValueError(f"train.amp must be null, bf16 or fp16, got {tcfg['amp']!r}")
         if tcfg["accum_steps"] < 1:
             raise ValueError(f"train.accum_steps must be >= 1, got {tcfg['accum_steps']}")
         _seed_everything(tcfg["seed"])
