@@ -58,11 +58,12 @@ class TrainProgress:
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
 
-    def start_epoch(self, epoch: int, steps: int, done: int, description: str = "train") -> None:
+    def start_pass(self, label: str, steps: int, done: int = 0) -> None:
+        """Replace the step bar with a fresh one for a pass of ``steps`` steps (e.g. ``"train 2"``)."""
         if self.step_bar is not None:
             self.progress.remove_task(self.step_bar)
-        self.step_bar = self.progress.add_task(f"{description} {epoch + 1}", total=steps, completed=done, stats="")
-        self.step_label, self.steps, self.done = f"{description} {epoch + 1}", steps, done
+        self.step_bar = self.progress.add_task(label, total=steps, completed=done, stats="")
+        self.step_label, self.steps, self.done = label, steps, done
 
     def step(self, stats: Mapping[str, Any], advance: int = 1) -> None:
         text = "  ".join(f"{k} {_fmt(v)}" for k, v in stats.items())

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import math
 import os
 import random
@@ -288,7 +289,7 @@ class _Trainer:
         if self.step_in_epoch == 0:
             self._reset_epoch_accumulators()
         self.ddp_model.train()
-        bar.start_epoch(self.epoch, self.steps_per_epoch, self.step_in_epoch)
+        bar.start_pass(f"train {self.epoch + 1}", self.steps_per_epoch, self.step_in_epoch)
         crash_after = int(os.environ.get(CRASH_ENV, "0"))
         batches = iter(self.train_loader)
         started, images = time.perf_counter(), 0
@@ -338,7 +339,7 @@ class _Trainer:
         self.epoch_throughput = images * self.dist.world_size / max(time.perf_counter() - started, 1e-9)
 
     def _epoch_end(self, bar: TrainProgress, epoch_started: float) -> None:
-        bar.start_epoch(self.epoch, len(self.eval_loaders["epoch"]), 0, description="eval")
+        bar.start_pass(f"eval {self.epoch + 1}", len(self.eval_loaders["epoch"]))
         (metrics,), _ = evaluate(
             [self.eval_model],
             self.eval_loaders["epoch"],
@@ -347,7 +348,7 @@ class _Trainer:
             self.device,
             amp=self.tcfg["amp"],
             channels_last=self.tcfg["channels_last"],
-            on_batch=lambda n: bar.step({}),
+            on_batch=lambda _: bar.step({}),
         )
         eval_values = metrics.compute()
         train_values = {"loss": (self.loss_sum / self.samples_seen.clamp(min=1)).item()}
@@ -401,7 +402,7 @@ class _Trainer:
         """Full evaluation of the last weights, trained vs re-parameterized, and the run's artifacts."""
         trained = self.eval_model.eval()
         deployed = reparameterize(copy.deepcopy(trained))
-        bar.start_epoch(self.epoch - 1, len(self.eval_loaders["final"]), 0, description="final eval, trained + deploy:")
+        bar.start_pass("final eval (trained + deploy)", len(self.eval_loaders["final"]))
         (train_metrics, deploy_metrics), max_diff = evaluate(
             [trained, deployed],
             self.eval_loaders["final"],
@@ -410,7 +411,7 @@ class _Trainer:
             self.device,
             amp=self.tcfg["amp"],
             channels_last=self.tcfg["channels_last"],
-            on_batch=lambda n: bar.step({}),
+            on_batch=lambda _: bar.step({}),
         )
         final, deploy_values = train_metrics.compute(), deploy_metrics.compute()
         summary: dict[str, Any] = {}
@@ -421,8 +422,8 @@ class _Trainer:
             curves = plot_curves(read_jsonl(self.paths.metrics), self.paths.curves, self.task.primary_metric)
             if curves is not None:
                 outputs["curves"] = curves
-            outputs.update({k: v for k, v in train_metrics.report(self.paths.root).items()})
-            outputs.update({k: v for k, v in self.task.write_report(trained, self.eval_set, self.paths.root).items()})
+            outputs.update(train_metrics.report(self.paths.root))
+            outputs.update(self.task.write_report(trained, self.eval_set, self.paths.root))
             summary = {
                 "task": self.cfg["task"],
                 "model": self.cfg["model"]["name"],
@@ -436,8 +437,6 @@ class _Trainer:
                 "wall_time_s": round(time.perf_counter() - wall_start, 1),
                 "outputs": {k: str(v) for k, v in outputs.items()},
             }
-            import json
-
             tmp = self.paths.summary.with_name(".summary.json.tmp")
             tmp.write_text(json.dumps(summary, indent=2))
             os.replace(tmp, self.paths.summary)
