@@ -175,6 +175,7 @@ def test_reparam_foreign_checkpoint(tmp_path: Path) -> None:
         assert (deployed(x) - model(x)).abs().max() < 1e-4
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 def test_export_torchscript(run_dir: Path, tmp_path: Path) -> None:
     result = invoke("export", run_dir / "last.safetensors", tmp_path / "model.pt")
     assert result.exit_code == 0, result.output
