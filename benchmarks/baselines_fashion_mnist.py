@@ -26,6 +26,9 @@ from unireplknet.tasks import register_task
 from unireplknet.tasks.classify import ClassifyTask
 
 OURS = "unireplknet_a"
+# ConvNeXt's stride-2 downsampling needs a 32 x 32 input (28 -> 7 -> 3 -> 1 cannot be halved again):
+# it gets the same images resized to 32 x 32.
+INPUT_SIZE = {"convnext_atto": 32}
 
 
 @register_task
@@ -42,9 +45,9 @@ class TimmClassifyTask(ClassifyTask):
 
 def run(model: str, out: Path, overrides: list[str]) -> dict[str, Any]:
     task = ClassifyTask if model == OURS else TimmClassifyTask
-    layers = parse_overrides(
-        [*overrides, f"model.name={model}", f"output.dir={out}", f"output.name={model}-{int(time.time())}"]
-    )
+    size = [f"data.img_size={INPUT_SIZE[model]}"] if model in INPUT_SIZE else []
+    names = [f"model.name={model}", f"output.dir={out}", f"output.name={model}-{int(time.time())}"]
+    layers = parse_overrides([*size, *overrides, *names])
     cfg = resolve_config(task.default_config, {"task": task.name}, layers)
     started = time.perf_counter()
     summary = train(cfg)
@@ -64,10 +67,11 @@ def main() -> None:
         records = [json.loads(line) for line in Path(summary["outputs"]["metrics"]).read_text().splitlines()]
         speed = sum(r["train_images_per_s"] for r in records) / len(records)
         rows.append((model, summary["eval"]["top1"], summary["params"], speed, summary["wall_s"]))
-    print("\n| model | test top-1 (%) | params (M) | train images/s | wall time (s) |")
-    print("| --- | --- | --- | --- | --- |")
+    print("\n| model | input | test top-1 (%) | params (M) | train images/s | wall time (s) |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for model, top1, params, speed, wall in rows:
-        print(f"| {model} | {top1:.2f} | {params / 1e6:.2f} | {speed:.0f} | {wall:.0f} |")
+        side = INPUT_SIZE.get(model, 28)
+        print(f"| {model} | {side}x{side} | {top1:.2f} | {params / 1e6:.2f} | {speed:.0f} | {wall:.0f} |")
 
 
 if __name__ == "__main__":
