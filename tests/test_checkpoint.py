@@ -141,3 +141,15 @@ def test_describe_our_own_formats():
     assert describe_state_dict(model.state_dict()) == (
         "depths [1, 1, 2, 1], dims [8, 16, 24, 32], in_chans=2, num_classes=4, deploy structure (re-parameterized)"
     )
+
+
+def test_mmseg_backbone_is_extracted_but_our_own_wrappers_are_not_touched(reference_state, reference_model):
+    mmseg = {f"backbone.{k}": v for k, v in reference_state.items()}
+    mmseg["decode_head.conv_seg.weight"] = torch.zeros(150, 512, 1, 1)
+    mmseg["auxiliary_head.conv.weight"] = torch.zeros(3, 3)
+    model = unireplknet.create_model("unireplknet_a")
+    load_checkpoint(model, {"state_dict": mmseg, "meta": {}})
+    assert _same(model, reference_model)
+
+    wrapper = {"backbone.stem.conv1.weight": torch.ones(1), "neck.fc.weight": torch.ones(1)}
+    assert unireplknet.checkpoint_filter_fn(wrapper) == wrapper

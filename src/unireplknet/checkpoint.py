@@ -77,17 +77,15 @@ def checkpoint_filter_fn(state_dict: Mapping[str, object], model: nn.Module | No
 
     Handles the authors' training and deploy formats (including their re-parameterized
     ``dwconv.lk_origin`` naming), the wrappers ``{'model': ...}`` / ``{'state_dict': ...}``,
-    MMDetection/MMSegmentation backbones (``backbone.`` prefix, heads dropped), DDP's ``module.``
+    MMDetection/MMSegmentation models (the authors' ``backbone.*`` keys kept, heads dropped), DDP's ``module.``
     prefix, and our own format (returned unchanged). ``model`` is accepted for timm's signature.
     """
     del model
-    source: dict[str, torch.Tensor] = {}
-    for key, value in _unwrap(state_dict).items():
-        for prefix in ("module.", "backbone."):
-            if key.startswith(prefix):
-                key = key[len(prefix) :]
-        if not key.startswith(("decode_head.", "auxiliary_head.", "neck.", "rpn_head.", "roi_head.")):
-            source[key] = value  # other keys are the rest of an MMSeg/MMDet model
+    source = {k.removeprefix("module."): v for k, v in _unwrap(state_dict).items()}
+    # An MMDetection/MMSegmentation model: keep its backbone only. Other `backbone.` prefixes (our
+    # own wrappers, e.g. a forecaster around the network) are left alone.
+    if any(k.startswith("backbone.downsample_layers.") for k in source):
+        source = {k.removeprefix("backbone."): v for k, v in source.items() if k.startswith("backbone.")}
     # In the authors' files a block's large kernel is `dwconv.lk_origin` in both structures; it is
     # our DilatedReparamBlock's `lk_conv` when the block still has branches, else the block's `dwconv`.
     trained_blocks = {k.split(".dwconv.origin_bn.")[0] for k in source if ".dwconv.origin_bn." in k}
