@@ -86,6 +86,8 @@ def checkpoint_filter_fn(state_dict: Mapping[str, object], model: nn.Module | No
     # own wrappers, e.g. a forecaster around the network) are left alone.
     if any(k.startswith("backbone.downsample_layers.") for k in source):
         source = {k.removeprefix("backbone."): v for k, v in source.items() if k.startswith("backbone.")}
+    if not any(k.startswith("downsample_layers.") for k in source):
+        return source  # already in our names (ours, or a model of our own that wraps the network)
     # In the authors' files a block's large kernel is `dwconv.lk_origin` in both structures; it is
     # our DilatedReparamBlock's `lk_conv` when the block still has branches, else the block's `dwconv`.
     trained_blocks = {k.split(".dwconv.origin_bn.")[0] for k in source if ".dwconv.origin_bn." in k}
