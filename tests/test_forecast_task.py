@@ -153,6 +153,7 @@ def test_cli_train_eval_predict(csv_path, tmp_path):
     runner = CliRunner()
     result = runner.invoke(app, ["train", "--config", str(config)])
     assert result.exit_code == 0, result.output
+    assert (tmp_path / "runs" / "run" / "forecasts.png").stat().st_size > 1000  # forecasts vs truth
     best = tmp_path / "runs" / "run" / "best.safetensors"
     result = runner.invoke(app, ["eval", str(best), "--set", "data.eval_split=test", "--json"])
     assert result.exit_code == 0, result.output

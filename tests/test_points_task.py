@@ -119,8 +119,8 @@ def test_cli_train_predict_points(tmp_path):
             "predict",
             str(tmp_path / "runs" / "p" / "deploy.safetensors"),
             str(cloud),
-            "--set",
-            f"predict.save_input={png_dir}",
+            "--save-input",
+            str(png_dir),
         ],
     )
     assert result.exit_code == 0, result.output

@@ -132,7 +132,7 @@ def test_cli_train_eval_predict_video(tmp_path):
     assert '"samples": 4' in result.output and '"top1"' in result.output  # 4 videos, 2 views each
     png_dir = tmp_path / "png"
     result = runner.invoke(
-        app, ["predict", str(run / "best.safetensors"), str(clip), "-k", "1", "--set", f"predict.save_input={png_dir}"]
+        app, ["predict", str(run / "best.safetensors"), str(clip), "-k", "1", "--save-input", str(png_dir)]
     )
     assert result.exit_code == 0, result.output
     assert str(clip) in result.output and ("  a" in result.output or "  b" in result.output)

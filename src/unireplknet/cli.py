@@ -249,10 +249,19 @@ def predict(
     task: TaskOpt = None,
     sets: SetOpt = None,
     as_json: JsonOpt = False,
+    save_input: Annotated[
+        Path | None,
+        typer.Option(
+            "--save-input",
+            help="Folder for PNGs of what the network sees (video: tiled frames; points: the three views).",
+        ),
+    ] = None,
 ) -> None:
     """Predict the top classes (with probabilities) of input files, e.g. images."""
     if top_k < 1:
         raise UsageError(f"--top-k must be >= 1, got {top_k}")
+    if save_input is not None:
+        sets = [*(sets or []), f"predict.save_input={save_input}"]
     files = _expand_inputs(inputs)
     task_obj, model, _ = _load_model(checkpoint, config, task, _overrides(sets), need_data=False)
     results = task_obj.predict(model, files, top_k=top_k)

@@ -179,6 +179,40 @@ class ForecastTask(Task):
 
     # -- outputs --------------------------------------------------------------------------------
     @torch.no_grad()
+    def write_report(self, model: nn.Module, dataset: Dataset, run_dir: Path) -> dict[str, Any]:
+        """``forecasts.png``: input window, truth and forecast of the first series for a few windows
+        spread over the evaluation split."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        if len(dataset) == 0:
+            return {}
+        device = next(model.parameters()).device
+        model.eval()
+        picks = np.linspace(0, len(dataset) - 1, num=min(4, len(dataset))).round().astype(int)
+        fig, axes = plt.subplots(len(picks), 1, figsize=(9, 2.4 * len(picks)), squeeze=False)
+        name = self.series_names[0] if self.series_names else "series 0"
+        for ax, index in zip(axes[:, 0], picks, strict=True):
+            (x, x_mark), y = dataset[int(index)]
+            batch = (x.unsqueeze(0).to(device), x_mark.unsqueeze(0).to(device))
+            forecast = model(batch)[0, :, 0].cpu()
+            past, future = np.arange(len(x)), np.arange(len(x), len(x) + len(y))
+            ax.plot(past, x[:, 0], color="0.4", label="input")
+            ax.plot(future, y[:, 0], color="tab:blue", label="truth")
+            ax.plot(future, forecast, color="tab:orange", linestyle="--", label="forecast")
+            ax.set_title(f"{name}, evaluation window {index}", fontsize=9)
+            ax.grid(alpha=0.3)
+        axes[0, 0].legend(loc="upper left", fontsize=8)
+        axes[-1, 0].set_xlabel("step")
+        fig.tight_layout()
+        path = run_dir / "forecasts.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return {"forecasts": path}
+
+    @torch.no_grad()
     def predict(self, model: nn.Module, paths: Sequence[Path], top_k: int = 5) -> list[dict[str, Any]]:
         """Forecast the ``pred_len`` steps after the last row of each CSV (``top_k`` is unused)."""
         length, horizon = self.fc["input_len"], self.fc["pred_len"]
