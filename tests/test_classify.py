@@ -14,7 +14,7 @@ from PIL import Image
 from unireplknet.config import resolve_config
 from unireplknet.data import find_fashion_mnist, read_idx
 from unireplknet.tasks import get_task
-from unireplknet.tasks.classify import ClassificationMetrics
+from unireplknet.tasks.classify import ClassificationMetrics, ClassificationTask, classification_loss, top_classes
 
 TINY = {"depths": [1, 1, 1, 1], "dims": [8, 16, 32, 64], "kernel_sizes": [[3], [7], [7], [3]]}
 
@@ -65,6 +65,43 @@ def test_losses_and_mixup() -> None:
     expected = -(soft * logits.log_softmax(-1)).sum(-1).mean()
     assert task.loss(logits, soft, True) == pytest.approx(expected.item())
     assert make_task().batch_transform() is None
+
+
+def test_classification_loss_target_forms() -> None:
+    logits = torch.randn(4, 3)
+    labels = torch.tensor([0, 2, 1, 1])
+    expected = F.cross_entropy(logits, labels)
+    assert torch.allclose(classification_loss(logits, labels), expected)
+    assert torch.allclose(classification_loss(logits, torch.stack([labels, torch.arange(4)], 1)), expected)
+    assert torch.allclose(classification_loss(logits, F.one_hot(labels, 3).float()), expected)
+    smoothed = F.cross_entropy(logits, labels, label_smoothing=0.3)
+    assert torch.allclose(classification_loss(logits.bfloat16().float(), labels, 0.3), smoothed, atol=0.05)
+    assert classification_loss(logits.bfloat16(), labels).dtype == torch.float32
+
+
+def test_classification_task_base_class_plumbing() -> None:
+    class Toy(ClassificationTask):
+        name = "toy"
+        build_datasets = build_model = predict = None
+
+    task = Toy({"data": {"label_smoothing": 0.25}})
+    with pytest.raises(ValueError, match="toy task's class list is unknown"):
+        task.new_metrics()
+    task.set_classes(("a", "b", "c"))
+    assert task.num_classes == 3 and task.state_dict() == {"classes": ["a", "b", "c"]}
+    logits, labels = torch.randn(5, 3), torch.tensor([0, 1, 2, 2, 0])
+    assert task.loss(logits, labels, True) == pytest.approx(
+        F.cross_entropy(logits, labels, label_smoothing=0.25).item()
+    )
+    assert task.loss(logits, labels, False) == pytest.approx(F.cross_entropy(logits, labels).item())
+    assert task.train_metrics().class_names == ["a", "b", "c"]
+    restored = Toy({"data": {"label_smoothing": 0.0}})
+    restored.load_state_dict(task.state_dict())
+    restored.set_classes(["a", "b", "c"])
+    with pytest.raises(ValueError, match="differ from the checkpoint"):
+        restored.set_classes(["a", "b"])
+    top = top_classes(torch.tensor([0.2, 0.5, 0.3]), task.classes, k=2)
+    assert top == [{"class": "b", "index": 1, "probability": 0.5}, {"class": "c", "index": 2, "probability": 0.3}]
 
 
 def test_fashion_mnist_defaults() -> None:

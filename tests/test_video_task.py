@@ -12,7 +12,7 @@ pytest.importorskip("av")
 from test_video_preprocessing import write_video  # noqa: E402  (tests/ is on sys.path under pytest)
 
 from unireplknet.tasks import get_task  # noqa: E402
-from unireplknet.tasks.video import VideoTask, ViewAveragedAccuracy, classification_loss  # noqa: E402
+from unireplknet.tasks.video import VideoTask, ViewAveragedAccuracy  # noqa: E402
 
 TINY = dict(name="unireplknet_a", depths=(1, 1, 1, 1), dims=(8, 16, 32, 64), kernel_sizes=((3,), (7,), (7,), (3,)))
 
@@ -38,15 +38,6 @@ def test_view_averaged_accuracy_pools_views_per_sample():
     plain.update(logits[:2], torch.tensor([0, 1]))
     assert plain.compute()["top1"] == 50.0
     assert len(plain.state_tensors()) == 5
-
-
-def test_classification_loss_target_forms():
-    logits = torch.randn(4, 3)
-    labels = torch.tensor([0, 2, 1, 1])
-    expected = torch.nn.functional.cross_entropy(logits, labels)
-    assert torch.allclose(classification_loss(logits, labels), expected)
-    assert torch.allclose(classification_loss(logits, torch.stack([labels, torch.arange(4)], 1)), expected)
-    assert torch.allclose(classification_loss(logits, torch.nn.functional.one_hot(labels, 3).float()), expected)
 
 
 def test_video_task_folders_end_to_end_without_engine(tmp_path):

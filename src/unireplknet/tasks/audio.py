@@ -25,16 +25,12 @@ import librosa  # noqa: F401  (fail at task import with the extra's install hint
 import numpy as np
 import soundfile  # noqa: F401
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-import unireplknet
-
-from ..checkpoint import load_checkpoint
 from ..modalities import audio as A
-from .base import Metrics, Task, register_task
-from .classify import ClassificationMetrics
+from .base import register_task
+from .classify import ClassificationTask, build_classifier, top_classes
 
 __all__ = ["AudioTask"]
 
@@ -42,11 +38,10 @@ STATS_CLIPS = 2000  # enough clips for the log-mel mean/std of a large dataset
 
 
 @register_task
-class AudioTask(Task):
+class AudioTask(ClassificationTask):
     """Audio classification from log-mel maps (see the module docstring for the data options)."""
 
     name = "audio"
-    primary_metric = "top1"
     default_config: dict[str, Any] = {
         "model": {"name": "unireplknet_a", "drop_path_rate": 0.1},
         "data": {
@@ -81,7 +76,6 @@ class AudioTask(Task):
             hop_ms=d["hop_ms"],
             frames=d["frames"],
         )
-        self.classes: list[str] = []
         self.stats_fitted = False
 
     # -- data -----------------------------------------------------------------------------------
@@ -108,9 +102,7 @@ class AudioTask(Task):
         if d["eval_split"] not in ("val", "test"):
             raise ValueError(f"data.eval_split must be 'val' or 'test', got {d['eval_split']!r}")
         splits, classes, noise_files = self.splits()
-        if self.classes and self.classes != classes:
-            raise ValueError(f"the checkpoint's classes {self.classes} differ from the dataset's {classes}")
-        self.classes = classes
+        self.set_classes(classes)
         noise = [A.load_audio(p, self.frontend.sample_rate) for p in noise_files]
         train = A.AudioClipDataset(
             splits["train"],
@@ -136,43 +128,25 @@ class AudioTask(Task):
         from timm.data import Mixup
         from timm.data.mixup import mixup_target
 
-        mixup = Mixup(mixup_alpha=alpha, cutmix_alpha=0.0, label_smoothing=smoothing, num_classes=len(self.classes))
+        mixup = Mixup(mixup_alpha=alpha, cutmix_alpha=0.0, label_smoothing=smoothing, num_classes=self.num_classes)
 
         def mix(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             if len(x) % 2:  # timm mixes pairs (i, B-1-i); a lone odd sample keeps its own (smoothed) label
-                return x, mixup_target(y, len(self.classes), 1.0, smoothing)
+                return x, mixup_target(y, self.num_classes, 1.0, smoothing)
             return mixup(x, y)
 
         return mix
 
     # -- model ----------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
-        if not self.classes:
-            raise ValueError("the audio task needs its class names: build the datasets or load a checkpoint first")
-        kwargs = {k: v for k, v in self.cfg["model"].items() if v is not None}
-        name, checkpoint = kwargs.pop("name"), kwargs.pop("checkpoint", None)
-        model = unireplknet.create_model(name, in_chans=1, num_classes=len(self.classes), **kwargs)
-        if checkpoint:
-            load_checkpoint(model, checkpoint, strict=False)  # fine-tuning: a head of another size is skipped
-        return model
-
-    def loss(self, outputs: torch.Tensor, targets: torch.Tensor, train: bool) -> torch.Tensor:
-        if targets.is_floating_point():  # mixup's soft targets
-            return torch.sum(-targets * F.log_softmax(outputs, dim=-1), dim=-1).mean()
-        return F.cross_entropy(outputs, targets, label_smoothing=self.data["label_smoothing"] if train else 0.0)
-
-    def new_metrics(self) -> Metrics:
-        return ClassificationMetrics(len(self.classes), self.classes)
-
-    def train_metrics(self) -> Metrics | None:
-        return ClassificationMetrics(len(self.classes), self.classes)
+        return build_classifier(self.cfg, self.num_classes, in_chans=1)
 
     # -- state ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"classes": list(self.classes), "mean": self.frontend.mean, "std": self.frontend.std}
+        return {**super().state_dict(), "mean": self.frontend.mean, "std": self.frontend.std}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.classes = list(state["classes"])
+        super().load_state_dict(state)
         self.frontend.mean, self.frontend.std = float(state["mean"]), float(state["std"])
         self.stats_fitted = True
 
@@ -186,10 +160,5 @@ class AudioTask(Task):
         for path in paths:
             x = self.frontend(A.load_audio(path, self.frontend.sample_rate)).unsqueeze(0).to(device)
             probs = model(x).float().softmax(-1)[0].cpu()
-            values, indices = probs.topk(min(top_k, len(self.classes)))
-            top = [
-                {"class": self.classes[i], "index": i, "probability": round(float(p), 6)}
-                for p, i in zip(values.tolist(), indices.tolist(), strict=True)
-            ]
-            results.append({"path": str(path), "top": top})
+            results.append({"path": str(path), "top": top_classes(probs, self.classes, top_k)})
         return results

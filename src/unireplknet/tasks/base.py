@@ -18,9 +18,30 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-__all__ = ["Task", "Metrics", "register_task", "get_task", "TASKS"]
+__all__ = [
+    "Task",
+    "ClassListTask",
+    "Metrics",
+    "register_task",
+    "get_task",
+    "model_kwargs",
+    "TASKS",
+    "UNIREPLKNET_KWARGS",
+]
 
 TASKS: dict[str, type[Task]] = {}
+
+# UniRepLKNet keywords a ``model`` config section may set (sync_bn is not among them: the engine converts
+# the whole model when it runs distributed)
+UNIREPLKNET_KWARGS = (
+    "drop_path_rate", "drop_rate", "layer_scale_init_value", "head_init_scale", "grad_checkpointing",
+    "depths", "dims", "kernel_sizes",
+)  # fmt: skip
+
+
+def model_kwargs(model_cfg: dict[str, Any], keys: Sequence[str] = UNIREPLKNET_KWARGS) -> dict[str, Any]:
+    """The ``keys`` set (not null) in a ``model`` config section; null ones keep the variant's own value."""
+    return {k: model_cfg[k] for k in keys if model_cfg.get(k) is not None}
 
 
 def register_task(cls: type[Task]) -> type[Task]:
@@ -135,3 +156,41 @@ class Task(abc.ABC):
     def write_report(self, model: nn.Module, dataset: Dataset, run_dir: Path) -> dict[str, Any]:
         """Extra end-of-run artifacts (e.g. a confusion-matrix PNG); returns paths/values to summarise."""
         return {}
+
+
+class ClassListTask(Task):
+    """A task whose outputs name classes from a list (classification, segmentation, detection).
+
+    The list comes from the training data (:meth:`set_classes` in ``build_datasets``) or from a
+    checkpoint's task state, and travels with every checkpoint so ``eval`` / ``predict`` can name classes
+    without the training data.
+    """
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        super().__init__(cfg)
+        self.classes: list[str] = []
+
+    @property
+    def num_classes(self) -> int:
+        """The number of classes; ValueError while the list is unknown (before datasets or a checkpoint)."""
+        if not self.classes:
+            raise ValueError(
+                f"the {self.name} task's class list is unknown: build the datasets or load a checkpoint's task state first"
+            )
+        return len(self.classes)
+
+    def set_classes(self, classes: Sequence[str]) -> None:
+        """Take the dataset's class list; ValueError if a loaded checkpoint named other classes."""
+        classes = list(classes)
+        if self.classes and self.classes != classes:
+            raise ValueError(
+                f"the dataset's {len(classes)} classes ({', '.join(classes[:4])}, ...) differ from the checkpoint's "
+                f"{len(self.classes)} ({', '.join(self.classes[:4])}, ...)"
+            )
+        self.classes = classes
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"classes": list(self.classes)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.classes = list(state["classes"])

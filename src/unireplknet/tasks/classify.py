@@ -35,15 +35,19 @@ from ..data import (
     read_image,
 )
 from ..data.fashion_mnist import FASHION_MNIST_MEAN, FASHION_MNIST_STD
-from .base import Metrics, Task, register_task
+from .base import ClassListTask, Metrics, model_kwargs, register_task
 
-__all__ = ["ClassifyTask", "ClassificationMetrics"]
+__all__ = [
+    "ClassifyTask",
+    "ClassificationTask",
+    "ClassificationMetrics",
+    "build_classifier",
+    "classification_loss",
+    "top_classes",
+    "save_png",
+]
 
 FASHION_MNIST_DEFAULT_SUBSET = 20_000
-_MODEL_KWARGS = (
-    "drop_path_rate", "drop_rate", "layer_scale_init_value", "head_init_scale", "grad_checkpointing",
-    "depths", "dims", "kernel_sizes",
-)  # fmt: skip
 
 
 class ClassificationMetrics(Metrics):
@@ -119,12 +123,73 @@ class ClassificationMetrics(Metrics):
         return {"confusion_matrix": path}
 
 
+def classification_loss(outputs: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy of logits ``(B, K)`` for hard labels ``(B,)``, ``(label, sample index)`` rows ``(B, 2)``
+    (several views of one sample) or soft targets ``(B, K)`` (Mixup/CutMix, label smoothing already folded in)."""
+    outputs = outputs.float()
+    if targets.is_floating_point():
+        return torch.sum(-targets * F.log_softmax(outputs, dim=-1), dim=-1).mean()
+    if targets.dim() == 2:
+        targets = targets[:, 0]
+    return F.cross_entropy(outputs, targets, label_smoothing=label_smoothing)
+
+
+def top_classes(probs: torch.Tensor, classes: Sequence[str], k: int) -> list[dict[str, Any]]:
+    """The ``k`` most probable classes of a ``(K,)`` probability vector, as JSON-ready dicts."""
+    values, indices = probs.topk(min(k, len(classes)))
+    return [
+        {"class": classes[i], "index": i, "probability": round(p, 6)}
+        for p, i in zip(values.tolist(), indices.tolist(), strict=True)
+    ]
+
+
+def save_png(image: torch.Tensor, path: Path) -> Path:
+    """Write a ``(C, H, W)`` float image in ``[0, 1]`` (C = 1 or 3) as a PNG, creating its folder."""
+    from torchvision.utils import save_image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(image, path)
+    return path
+
+
+def build_classifier(cfg: dict[str, Any], num_classes: int, in_chans: int = 3) -> nn.Module:
+    """A UniRepLKNet with ``num_classes`` outputs from the ``model`` config section (null entries: the
+    variant's own); ``model.checkpoint`` initialises it, skipping a classifier of another size (fine-tuning)."""
+    import unireplknet
+
+    m = cfg["model"]
+    model = unireplknet.create_model(m["name"], num_classes=num_classes, in_chans=in_chans, **model_kwargs(m))
+    if m.get("checkpoint"):
+        load_checkpoint(model, m["checkpoint"], strict=False)
+    return model
+
+
+class ClassificationTask(ClassListTask):
+    """A task that predicts one class per sample: label-smoothed cross-entropy (``data.label_smoothing``
+    by default, see :attr:`label_smoothing`) and top-1/top-5 metrics on top of the class-list plumbing."""
+
+    primary_metric = "top1"
+
+    @property
+    def label_smoothing(self) -> float:
+        """Label smoothing of the training loss."""
+        return self.cfg["data"]["label_smoothing"]
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor, train: bool) -> torch.Tensor:
+        return classification_loss(outputs, targets, self.label_smoothing if train else 0.0)
+
+    def new_metrics(self) -> Metrics:
+        return ClassificationMetrics(self.num_classes, self.classes)
+
+    def train_metrics(self) -> Metrics | None:
+        return ClassificationMetrics(self.num_classes, self.classes)
+
+
 @register_task
-class ClassifyTask(Task):
+class ClassifyTask(ClassificationTask):
     """Image classification with a UniRepLKNet (see the module docstring for datasets)."""
 
     name = "classify"
-    primary_metric = "top1"
     # The defaults are the bundled Fashion-MNIST run, sized from a measurement to finish in a few minutes
     # on 2 CPU cores (see the README); ImageNet-style runs take their recipe from configs/.
     default_config: dict[str, Any] = {
@@ -172,7 +237,8 @@ class ClassifyTask(Task):
         self.std = tuple(self.data["std"] or default_std)
         if len(self.mean) not in (1, self.in_chans) or len(self.std) not in (1, self.in_chans):
             raise ValueError(f"data.mean/data.std need 1 or {self.in_chans} values, got {self.mean} / {self.std}")
-        self.classes: list[str] = list(FASHION_MNIST_CLASSES) if fmnist else []
+        if fmnist:
+            self.classes = list(FASHION_MNIST_CLASSES)
 
     def _imagenet_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """ImageNet's per-channel statistics (averaged over the channels for grey-level input)."""
@@ -250,7 +316,7 @@ class ClassifyTask(Task):
                 self._timm_dataset(split, is_train)
                 for split, is_train in ((self.data["train_split"], True), (self.data["eval_split"], False))
             )
-        self._set_classes(list(train.classes) if hasattr(train, "classes") else self._count_classes(train))
+        self.set_classes(list(train.classes) if hasattr(train, "classes") else self._count_classes(train))
         for key in ("train_subset", "eval_subset"):
             indices = self._subset(len(train if key == "train_subset" else evaluation), key)
             if indices is not None and key == "train_subset":
@@ -278,14 +344,6 @@ class ClassifyTask(Task):
             raise ValueError("cannot find the number of classes of this dataset; it has no `classes` or `targets`")
         return [str(i) for i in range(int(max(targets)) + 1)]
 
-    def _set_classes(self, classes: list[str]) -> None:
-        if self.classes and self.classes != classes:
-            raise ValueError(
-                f"the dataset's {len(classes)} classes ({', '.join(classes[:4])}, ...) differ from the checkpoint's "
-                f"{len(self.classes)} ({', '.join(self.classes[:4])}, ...)"
-            )
-        self.classes = classes
-
     def batch_transform(self) -> Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]] | None:
         if not (self.aug["mixup"] or self.aug["cutmix"]):
             return None
@@ -297,40 +355,20 @@ class ClassifyTask(Task):
             prob=self.aug["mixup_prob"],
             switch_prob=self.aug["mixup_switch_prob"],
             label_smoothing=self.aug["label_smoothing"],
-            num_classes=len(self.classes),
+            num_classes=self.num_classes,
         )
 
     # -- model ----------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
-        import unireplknet
+        return build_classifier(self.cfg, self.num_classes, self.in_chans)
 
-        if not self.classes:
-            raise ValueError(
-                "the number of classes is unknown: build the datasets or load a checkpoint's task state first"
-            )
-        m = self.cfg["model"]
-        kwargs = {k: m[k] for k in _MODEL_KWARGS if m.get(k) is not None}
-        model = unireplknet.create_model(m["name"], num_classes=len(self.classes), in_chans=self.in_chans, **kwargs)
-        if m.get("checkpoint"):
-            load_checkpoint(model, m["checkpoint"], strict=False)  # fine-tuning: a head of another size is skipped
-        return model
-
-    def loss(self, outputs: torch.Tensor, targets: torch.Tensor, train: bool) -> torch.Tensor:
-        outputs = outputs.float()
-        if targets.dim() == 2:  # Mixup/CutMix soft targets (label smoothing already folded in)
-            return torch.sum(-targets * F.log_softmax(outputs, dim=-1), dim=-1).mean()
-        smoothing = self.aug["label_smoothing"] if train else 0.0
-        return F.cross_entropy(outputs, targets, label_smoothing=smoothing)
-
-    def new_metrics(self) -> Metrics:
-        return ClassificationMetrics(len(self.classes), self.classes)
-
-    def train_metrics(self) -> Metrics | None:
-        return ClassificationMetrics(len(self.classes), self.classes)
+    @property
+    def label_smoothing(self) -> float:
+        return self.aug["label_smoothing"]
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "classes": self.classes,
+            **super().state_dict(),
             "img_size": self.img_size,
             "in_chans": self.in_chans,
             "mean": list(self.mean),
@@ -338,7 +376,7 @@ class ClassifyTask(Task):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.classes = list(state["classes"])
+        super().load_state_dict(state)
         self.img_size, self.in_chans = int(state["img_size"]), int(state["in_chans"])
         self.mean, self.std = tuple(state["mean"]), tuple(state["std"])
 
@@ -361,13 +399,7 @@ class ClassifyTask(Task):
         model.eval()
         device = next(model.parameters()).device
         results = []
-        k = min(top_k, len(self.classes))
         for path in paths:
-            probs = model(self.preprocess(path)[None].to(device)).float().softmax(-1)[0]
-            values, indices = probs.topk(k)
-            top = [
-                {"class": self.classes[i], "index": int(i), "probability": round(float(p), 6)}
-                for p, i in zip(values.tolist(), indices.tolist(), strict=True)
-            ]
-            results.append({"path": str(path), "top": top})
+            probs = model(self.preprocess(path)[None].to(device)).float().softmax(-1)[0].cpu()
+            results.append({"path": str(path), "top": top_classes(probs, self.classes, top_k)})
         return results

@@ -28,19 +28,17 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..modalities import points as P
-from .base import Metrics, Task, register_task
-from .classify import ClassificationMetrics
-from .video import build_classifier, classification_loss, save_png, top_classes
+from .base import register_task
+from .classify import ClassificationTask, build_classifier, save_png, top_classes
 
 __all__ = ["PointsTask"]
 
 
 @register_task
-class PointsTask(Task):
+class PointsTask(ClassificationTask):
     """Point-cloud classification through a projection to a 3-view map."""
 
     name = "points"
-    primary_metric = "top1"
     default_config: dict[str, Any] = {
         "model": {"name": "unireplknet_a"},
         "data": {
@@ -81,7 +79,6 @@ class PointsTask(Task):
     def __init__(self, cfg: dict[str, Any]) -> None:
         super().__init__(cfg)
         self.data = cfg["data"]
-        self.classes: list[str] = []
 
     # -- data -----------------------------------------------------------------------------------
     def build_datasets(self) -> tuple[Dataset, Dataset]:
@@ -121,30 +118,13 @@ class PointsTask(Task):
             raise ValueError(
                 f"data.dataset must be 'modelnet40', 'scanobjectnn', 'mesh_folder' or 'cgal_poses', got {kind!r}"
             )
-        self.classes = list(train.classes)
+        self.set_classes(train.classes)
         return train, val
 
     # -- model ----------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
-        if not self.classes:
-            raise ValueError("the class list is unknown: build the datasets or load a checkpoint's task state first")
         projection = P.OrthographicProjection(**self.data["projection"])
-        return P.PointCloudNet(projection, build_classifier(self.cfg, len(self.classes)))
-
-    def loss(self, outputs: Any, targets: Any, train: bool) -> torch.Tensor:
-        return classification_loss(outputs, targets, self.data["label_smoothing"] if train else 0.0)
-
-    def new_metrics(self) -> Metrics:
-        return ClassificationMetrics(len(self.classes), self.classes)
-
-    def train_metrics(self) -> Metrics | None:
-        return ClassificationMetrics(len(self.classes), self.classes)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"classes": self.classes}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.classes = list(state["classes"])
+        return P.PointCloudNet(projection, build_classifier(self.cfg, self.num_classes))
 
     # -- outputs --------------------------------------------------------------------------------
     def input_points(self, path: Path) -> torch.Tensor:

@@ -21,18 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-import unireplknet
-
-from ..checkpoint import load_checkpoint
 from ..modalities import video as V
-from .base import Metrics, Task, register_task
-from .classify import ClassificationMetrics
+from .base import Metrics, register_task
+from .classify import ClassificationTask, build_classifier, save_png, top_classes
 
-__all__ = ["VideoTask", "ViewAveragedAccuracy", "classification_loss", "top_classes", "save_png"]
+__all__ = ["VideoTask", "ViewAveragedAccuracy"]
 
 
 class ViewAveragedAccuracy(Metrics):
@@ -88,54 +84,11 @@ def _hits(probs: torch.Tensor, labels: torch.Tensor) -> tuple[int, int]:
     return int((top[:, 0] == labels).sum()), int((top == labels[:, None]).any(-1).sum())
 
 
-def classification_loss(outputs: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-    """Cross-entropy for hard labels ``(B,)``, ``(label, index)`` rows ``(B, 2)`` or soft targets ``(B, K)``."""
-    if targets.is_floating_point():
-        return torch.sum(-targets * F.log_softmax(outputs, dim=-1), dim=-1).mean()
-    if targets.dim() == 2:
-        targets = targets[:, 0]
-    return F.cross_entropy(outputs, targets, label_smoothing=label_smoothing)
-
-
-def top_classes(probs: torch.Tensor, classes: Sequence[str], k: int) -> list[dict[str, Any]]:
-    """The ``k`` most probable classes of a ``(K,)`` probability vector, as JSON-ready dicts."""
-    values, indices = probs.topk(min(k, len(classes)))
-    return [
-        {"class": classes[i], "index": i, "probability": round(p, 6)}
-        for p, i in zip(values.tolist(), indices.tolist(), strict=True)
-    ]
-
-
-def save_png(image: torch.Tensor, path: Path) -> Path:
-    """Write a ``(C, H, W)`` float image in ``[0, 1]`` (C = 1 or 3) as a PNG, creating its folder."""
-    from torchvision.utils import save_image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(image, path)
-    return path
-
-
-_MODEL_KWARGS = ("drop_path_rate", "drop_rate", "layer_scale_init_value", "head_init_scale", "grad_checkpointing",
-                 "depths", "dims", "kernel_sizes")  # fmt: skip
-
-
-def build_classifier(cfg: dict[str, Any], num_classes: int) -> nn.Module:
-    """A UniRepLKNet with ``num_classes`` outputs from the ``model`` config section (null entries: the
-    variant's own); ``model.checkpoint`` initialises it, skipping a classifier of another size."""
-    m = cfg["model"]
-    kwargs = {k: m[k] for k in _MODEL_KWARGS if m.get(k) is not None}
-    model = unireplknet.create_model(m["name"], num_classes=num_classes, **kwargs)
-    if m.get("checkpoint"):
-        load_checkpoint(model, m["checkpoint"], strict=False)
-    return model
-
-
 @register_task
-class VideoTask(Task):
+class VideoTask(ClassificationTask):
     """Video classification on tiled frame grids (see the module docstring for the data options)."""
 
     name = "video"
-    primary_metric = "top1"
     default_config: dict[str, Any] = {
         "model": {"name": "unireplknet_a"},
         "data": {
@@ -164,7 +117,6 @@ class VideoTask(Task):
     def __init__(self, cfg: dict[str, Any]) -> None:
         super().__init__(cfg)
         self.data = cfg["data"]
-        self.classes: list[str] = []
         self.num_eval_samples = 0
 
     # -- data -----------------------------------------------------------------------------------
@@ -180,7 +132,7 @@ class VideoTask(Task):
                 train_items, val_items = (V.read_annotations(d[s], d.get("root")) for s in ("train", "val"))
             else:
                 train_items, val_items = (V.scan_class_folders(d[s]) for s in ("train", "val"))
-            self.classes = V.class_names([label for _, label in train_items])
+            self.set_classes(V.class_names([label for _, label in train_items]))
             common = dict(num_frames=d["num_frames"], size=d["frame_size"], stride=d["stride"])
             train = V.VideoClips(train_items, self.classes, train=True, augment=d.get("augment"), **common)
             val = V.VideoClips(
@@ -207,7 +159,7 @@ class VideoTask(Task):
             clip_step=arrow["clip_step"],
             layout=arrow["layout"],
         )
-        self.classes = list(V.ArrowOfTime.classes)
+        self.set_classes(V.ArrowOfTime.classes)
         return V.ArrowOfTime(videos, split="train", augment=d.get("augment"), **common), V.ArrowOfTime(
             videos, split="test", **common
         )
@@ -219,24 +171,10 @@ class VideoTask(Task):
 
     # -- model ----------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
-        if not self.classes:
-            raise ValueError("the class list is unknown: build the datasets or load a checkpoint's task state first")
-        return build_classifier(self.cfg, len(self.classes))
-
-    def loss(self, outputs: Any, targets: Any, train: bool) -> torch.Tensor:
-        return classification_loss(outputs, targets, self.data["label_smoothing"] if train else 0.0)
+        return build_classifier(self.cfg, self.num_classes)
 
     def new_metrics(self) -> Metrics:
-        return ViewAveragedAccuracy(len(self.classes), self.num_eval_samples)
-
-    def train_metrics(self) -> Metrics | None:
-        return ClassificationMetrics(len(self.classes), self.classes)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"classes": self.classes}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.classes = list(state["classes"])
+        return ViewAveragedAccuracy(self.num_classes, self.num_eval_samples)
 
     # -- outputs --------------------------------------------------------------------------------
     def input_views(self, path: Path) -> torch.Tensor:
