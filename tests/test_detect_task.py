@@ -138,5 +138,5 @@ def test_bad_configs_name_the_fix(coco, tmp_path):
         get_task("detect")(cfg).build_datasets()
     result = CliRunner().invoke(app, ["train", "--task", "detect", "--set", "data.dataset=voc"])
     assert result.exit_code == 2 and "data.dataset must be 'coco' or 'coins_demo'" in result.output
-    with pytest.raises(ValueError, match="classes are unknown"):
+    with pytest.raises(ValueError, match="class list is unknown"):
         get_task("detect")(cfg).build_model()

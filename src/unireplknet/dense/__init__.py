@@ -14,3 +14,15 @@ Submodules load their heavy dependencies on import, so this package stays light:
 The training engine drives them through ``--task segment`` and ``--task detect``
 (:mod:`unireplknet.tasks.segment`, :mod:`unireplknet.tasks.detect`).
 """
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+__all__ = ["check_choice"]
+
+
+def check_choice(value: str, choices: Collection[str], what: str) -> None:
+    """ValueError naming ``what`` and the allowed ``choices`` unless ``value`` is one of them."""
+    if value not in choices:
+        raise ValueError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")

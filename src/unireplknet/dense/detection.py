@@ -26,6 +26,7 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredic
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool, LastLevelP6P7
 
 from ..model import VARIANTS, UniRepLKNet
+from . import check_choice
 from .param_groups import prefixed_group_matcher
 from .weights import load_backbone_checkpoint
 
@@ -100,10 +101,8 @@ def create_detector(
     Returns:
         the torchvision model; ``model.backbone.body`` is the UniRepLKNet.
     """
-    if name not in VARIANTS:
-        raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(VARIANTS)}")
-    if arch not in ARCHS:
-        raise ValueError(f"unknown detector {arch!r}; choose one of {', '.join(ARCHS)}")
+    check_choice(name, VARIANTS, "backbone")
+    check_choice(arch, ARCHS, "detector")
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1 (background excluded), got {num_classes}")
     cls, out_indices, extra = ARCHS[arch]

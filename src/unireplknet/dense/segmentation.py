@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..model import VARIANTS
+from . import check_choice
 from .param_groups import prefixed_group_matcher
 from .weights import load_backbone_checkpoint
 
@@ -153,10 +154,8 @@ def create_segmenter(
         head_kwargs: extra keywords for the smp class (``decoder_channels``, ``encoder_output_stride``...).
         **backbone_kwargs: UniRepLKNet keywords (``drop_path_rate``, ``depths``, ``kernel_sizes``, ...).
     """
-    if name not in VARIANTS:
-        raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(VARIANTS)}")
-    if head not in HEADS:
-        raise ValueError(f"unknown segmentation head {head!r}; choose one of {', '.join(HEADS)}")
+    check_choice(name, VARIANTS, "backbone")
+    check_choice(head, HEADS, "segmentation head")
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
     cls, defaults = HEADS[head]

@@ -37,6 +37,8 @@ UNIREPLKNET_KWARGS = (
     "drop_path_rate", "drop_rate", "layer_scale_init_value", "head_init_scale", "grad_checkpointing",
     "depths", "dims", "kernel_sizes",
 )  # fmt: skip
+# those of a features-only backbone (dense prediction), which has no classifier
+BACKBONE_KWARGS = tuple(k for k in UNIREPLKNET_KWARGS if k not in ("drop_rate", "head_init_scale"))
 
 
 def model_kwargs(model_cfg: dict[str, Any], keys: Sequence[str] = UNIREPLKNET_KWARGS) -> dict[str, Any]:

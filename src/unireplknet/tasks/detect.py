@@ -30,8 +30,7 @@ from torch.utils.data import Dataset
 
 from ..dense import datasets as D
 from ..dense.metrics import DetectionMetrics
-from .base import Metrics, Task, register_task
-from .segment import backbone_kwargs
+from .base import BACKBONE_KWARGS, ClassListTask, Metrics, model_kwargs, register_task
 
 __all__ = ["DetectTask", "collate_for_engine"]
 
@@ -44,7 +43,7 @@ def collate_for_engine(batch: list) -> tuple[tuple[list, list], list]:
 
 
 @register_task
-class DetectTask(Task):
+class DetectTask(ClassListTask):
     """Object detection and instance segmentation (see the module docstring)."""
 
     name = "detect"
@@ -76,7 +75,6 @@ class DetectTask(Task):
     def __init__(self, cfg: dict[str, Any]) -> None:
         super().__init__(cfg)
         self.data = cfg["data"]
-        self.classes: list[str] = []
         self.category_ids: list[int] = []
 
     @property
@@ -113,7 +111,8 @@ class DetectTask(Task):
             categories=categories,
         )
         val = D.CocoDetection(f["val_images"], f["val_annotations"], self.masks, categories=train.category_ids)
-        self.classes, self.category_ids = train.class_names, train.category_ids
+        self.set_classes(train.class_names)
+        self.category_ids = train.category_ids
         return train, val
 
     def collate_fn(self, train: bool) -> Callable | None:
@@ -123,12 +122,10 @@ class DetectTask(Task):
     def build_model(self) -> nn.Module:
         from ..dense.detection import TrainableDetector, create_detector
 
-        if not self.classes:
-            raise ValueError("the classes are unknown: build the datasets or load a checkpoint's task state first")
         m = self.cfg["model"]
         detector = create_detector(
             m["name"],
-            num_classes=len(self.classes),
+            num_classes=self.num_classes,
             arch=m["arch"],
             checkpoint=m.get("checkpoint"),
             fpn_channels=m["fpn_channels"],
@@ -137,7 +134,7 @@ class DetectTask(Task):
             box_head_dim=m["box_head_dim"],
             mask_head_channels=m["mask_head_channels"],
             detector_kwargs=m["detector_kwargs"],
-            **backbone_kwargs(m),
+            **model_kwargs(m, BACKBONE_KWARGS),
         )
         return TrainableDetector(detector)
 
@@ -150,10 +147,10 @@ class DetectTask(Task):
         return DetectionMetrics(masks=self.masks)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"classes": self.classes, "category_ids": self.category_ids}
+        return {**super().state_dict(), "category_ids": self.category_ids}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.classes = list(state["classes"])
+        super().load_state_dict(state)
         self.category_ids = [int(c) for c in state["category_ids"]]
 
     # -- outputs --------------------------------------------------------------------------------

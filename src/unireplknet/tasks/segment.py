@@ -34,22 +34,15 @@ from torch.utils.data import Dataset
 
 from ..dense import datasets as D
 from ..dense.metrics import SegmentationMetrics, resize_logits
-from .base import Metrics, Task, register_task
+from .base import BACKBONE_KWARGS, ClassListTask, Metrics, model_kwargs, register_task
 
-__all__ = ["SegmentTask", "BACKBONE_KWARGS", "backbone_kwargs"]
+__all__ = ["SegmentTask"]
 
-# sync_bn is not among them: the engine converts the whole model when it runs distributed
-BACKBONE_KWARGS = ("drop_path_rate", "layer_scale_init_value", "grad_checkpointing", "depths", "dims", "kernel_sizes")
 ADE20K_CLASSES = 150
 
 
-def backbone_kwargs(model_cfg: dict[str, Any]) -> dict[str, Any]:
-    """The UniRepLKNet keywords set in a ``model`` config section."""
-    return {k: model_cfg[k] for k in BACKBONE_KWARGS if model_cfg.get(k) is not None}
-
-
 @register_task
-class SegmentTask(Task):
+class SegmentTask(ClassListTask):
     """Semantic segmentation (see the module docstring)."""
 
     name = "segment"
@@ -83,7 +76,6 @@ class SegmentTask(Task):
     def __init__(self, cfg: dict[str, Any]) -> None:
         super().__init__(cfg)
         self.data = cfg["data"]
-        self.classes: list[str] = []
 
     # -- data -----------------------------------------------------------------------------------
     def _root(self) -> Path:
@@ -138,12 +130,7 @@ class SegmentTask(Task):
             )
             for split in ("train", "val")
         )
-        classes = self._class_names()
-        if self.classes and self.classes != classes:
-            raise ValueError(
-                f"the dataset's classes {classes[:4]}... differ from the checkpoint's {self.classes[:4]}..."
-            )
-        self.classes = classes
+        self.set_classes(self._class_names())
         return train, val
 
     def collate_fn(self, train: bool) -> Callable | None:
@@ -153,19 +140,17 @@ class SegmentTask(Task):
     def build_model(self) -> nn.Module:
         from ..dense.segmentation import create_segmenter
 
-        if not self.classes:
-            raise ValueError("the classes are unknown: build the datasets or load a checkpoint's task state first")
         m = self.cfg["model"]
         return create_segmenter(
             m["name"],
-            num_classes=len(self.classes),
+            num_classes=self.num_classes,
             head=m["head"],
             checkpoint=m.get("checkpoint"),
             inference=m["inference"],
             crop_size=m["crop_size"],
             crop_stride=m["crop_stride"],
             head_kwargs=m["head_kwargs"],
-            **backbone_kwargs(m),
+            **model_kwargs(m, BACKBONE_KWARGS),
         )
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor, train: bool) -> torch.Tensor:
@@ -173,16 +158,10 @@ class SegmentTask(Task):
         return F.cross_entropy(logits, targets, ignore_index=self.data["ignore_index"])
 
     def new_metrics(self) -> Metrics:
-        return SegmentationMetrics(len(self.classes), self.data["ignore_index"])
+        return SegmentationMetrics(self.num_classes, self.data["ignore_index"])
 
     def train_metrics(self) -> Metrics | None:
-        return SegmentationMetrics(len(self.classes), self.data["ignore_index"])
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"classes": self.classes}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.classes = list(state["classes"])
+        return self.new_metrics()
 
     # -- outputs --------------------------------------------------------------------------------
     @torch.no_grad()
