@@ -39,7 +39,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..config import dump_yaml
 from ..reparam import reparameterize
-from ..tasks import Task, get_task
+from ..tasks import Metrics, Task, get_task
 from . import distributed, state
 from .data import eval_loader, fixed_subset, to_device, train_loader
 from .evaluate import autocast, evaluate
@@ -338,11 +338,14 @@ class _Trainer:
                 os.kill(os.getpid(), signal.SIGKILL)
         self.epoch_throughput = images * self.dist.world_size / max(time.perf_counter() - started, 1e-9)
 
-    def _epoch_end(self, bar: TrainProgress, epoch_started: float) -> None:
-        bar.start_pass(f"eval {self.epoch + 1}", len(self.eval_loaders["epoch"]))
-        (metrics,), _ = evaluate(
-            [self.eval_model],
-            self.eval_loaders["epoch"],
+    def _evaluate(
+        self, models: list[nn.Module], loader: str, title: str, bar: TrainProgress
+    ) -> tuple[list[Metrics], float]:
+        """One pass of ``self.eval_loaders[loader]`` through ``models`` (see :func:`evaluate`), shown on ``bar``."""
+        bar.start_pass(title, len(self.eval_loaders[loader]))
+        return evaluate(
+            models,
+            self.eval_loaders[loader],
             self.task.new_metrics,
             self.task.loss,
             self.device,
@@ -350,6 +353,9 @@ class _Trainer:
             channels_last=self.tcfg["channels_last"],
             on_batch=lambda _: bar.step({}),
         )
+
+    def _epoch_end(self, bar: TrainProgress, epoch_started: float) -> None:
+        (metrics,), _ = self._evaluate([self.eval_model], "epoch", f"eval {self.epoch + 1}", bar)
         eval_values = metrics.compute()
         train_values = {"loss": (self.loss_sum / self.samples_seen.clamp(min=1)).item()}
         if self.train_metrics is not None:
@@ -402,16 +408,8 @@ class _Trainer:
         """Full evaluation of the last weights, trained vs re-parameterized, and the run's artifacts."""
         trained = self.eval_model.eval()
         deployed = reparameterize(copy.deepcopy(trained))
-        bar.start_pass("final eval (trained + deploy)", len(self.eval_loaders["final"]))
-        (train_metrics, deploy_metrics), max_diff = evaluate(
-            [trained, deployed],
-            self.eval_loaders["final"],
-            self.task.new_metrics,
-            self.task.loss,
-            self.device,
-            amp=self.tcfg["amp"],
-            channels_last=self.tcfg["channels_last"],
-            on_batch=lambda _: bar.step({}),
+        (train_metrics, deploy_metrics), max_diff = self._evaluate(
+            [trained, deployed], "final", "final eval (trained + deploy)", bar
         )
         final, deploy_values = train_metrics.compute(), deploy_metrics.compute()
         summary: dict[str, Any] = {}
