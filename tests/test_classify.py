@@ -104,16 +104,31 @@ def test_classification_task_base_class_plumbing() -> None:
     assert top == [{"class": "b", "index": 1, "probability": 0.5}, {"class": "c", "index": 2, "probability": 0.3}]
 
 
-def test_fashion_mnist_defaults() -> None:
+def test_fashion_mnist_splits() -> None:
     task = make_task()
-    train, evaluation = task.build_datasets()
-    assert (len(train), len(evaluation)) == (20_000, 10_000)  # the default run's fixed subset
+    train, val = task.build_datasets()
+    test = task.build_test_dataset()
+    # the default run: a fixed 20,000 training images, validation on 5,000 others, the report on the test set
+    assert (len(train), len(val), len(test)) == (20_000, 5_000, 10_000)
+    assert not set(train.indices) & set(val.indices) and val.images is train.images and test.images is not train.images
     assert task.in_chans == 1 and task.img_size == 28 and len(task.classes) == 10
+    image, label = val[0]
+    assert image.shape == (1, 28, 28) and label == int(train.labels[val.indices[0]])
+    again_train, again_val = make_task().build_datasets()
+    assert again_train.indices == train.indices and again_val.indices == val.indices  # fixed, not per run
     full = make_task(data={"train_subset": None, "eval_subset": 100})
-    train, evaluation = full.build_datasets()
-    assert (len(train), len(evaluation)) == (60_000, 100)
-    with pytest.raises(ValueError, match="train_subset"):
-        make_task(data={"train_subset": -3}).build_datasets()
+    full_train, full_val = full.build_datasets()
+    assert (len(full_train), len(full_val), len(full.build_test_dataset())) == (55_000, 100, 100)
+    assert set(full_train.indices).isdisjoint(val.indices) and set(full_val.indices) <= set(val.indices)
+    on_test = make_task(data={"eval_split": "test"})
+    assert len(on_test.build_datasets()[1]) == 10_000 and on_test.build_test_dataset() is None
+    for data, message in (
+        ({"train_subset": -3}, "train_subset"),
+        ({"val_size": 60_000}, "val_size"),
+        ({"eval_split": "validation"}, "eval_split"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            make_task(data=data).build_datasets()
 
 
 def test_image_folders_and_predict(tmp_path: Path) -> None:

@@ -107,6 +107,8 @@ class _Trainer:
         # Everything that can fail on bad input happens before the run folder exists.
         self.task = build_task(cfg)
         self.train_set, self.eval_set = self.task.build_datasets()
+        test_set = self.task.build_test_dataset()
+        self.final_set = self.eval_set if test_set is None else test_set
         self.epoch_eval_set = fixed_subset(self.eval_set, tcfg["epoch_eval_size"], seed=tcfg["seed"])
         model = self.task.build_model()
         crop_unreachable_taps(model)
@@ -176,7 +178,7 @@ class _Trainer:
                 collate_fn=self.task.collate_fn(False),
                 pin_memory=pin,
             )
-            for name, dataset in (("epoch", self.epoch_eval_set), ("final", self.eval_set))
+            for name, dataset in (("epoch", self.epoch_eval_set), ("final", self.final_set))
         }
         self.batch_transform = self.task.batch_transform()
         self.train_metrics = self.task.train_metrics()
@@ -421,14 +423,15 @@ class _Trainer:
             if curves is not None:
                 outputs["curves"] = curves
             outputs.update(train_metrics.report(self.paths.root))
-            outputs.update(self.task.write_report(trained, self.eval_set, self.paths.root))
+            outputs.update(self.task.write_report(trained, self.final_set, self.paths.root))
             summary = {
                 "task": self.cfg["task"],
                 "model": self.cfg["model"]["name"],
                 "epochs": self.epoch,
                 "params": sum(p.numel() for p in trained.parameters()),
                 "train_samples": len(self.train_set),
-                "eval_samples": len(self.eval_set),
+                "val_samples": len(self.eval_set),  # score every epoch, pick best.safetensors
+                "eval_samples": len(self.final_set),  # the final evaluation ("eval")
                 "eval": final,
                 "deploy_eval": deploy_values,
                 "deploy_max_abs_diff": max_diff,
@@ -446,7 +449,9 @@ class _Trainer:
             if self.dist.is_main:
                 bar.log(
                     f"task {self.cfg['task']}, model {self.cfg['model']['name']}, {len(self.train_set)} training / "
-                    f"{len(self.eval_set)} eval samples, {self.steps_per_epoch} steps per epoch, device {self.device}"
+                    f"{len(self.eval_set)} validation"
+                    + (f" / {len(self.final_set)} test" if self.final_set is not self.eval_set else "")
+                    + f" samples, {self.steps_per_epoch} steps per epoch, device {self.device}"
                     + (f" x {self.dist.world_size} processes" if self.dist.enabled else "")
                     + f", run folder {self.paths.root}"
                 )

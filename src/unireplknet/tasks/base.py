@@ -117,6 +117,13 @@ class Task(abc.ABC):
     def build_datasets(self) -> tuple[Dataset, Dataset]:
         """(train, evaluation) datasets whose items are ``(input map (C, H, W), target)``."""
 
+    def build_test_dataset(self) -> Dataset | None:
+        """A held-out test dataset that the end-of-run evaluation reports on, when it is not the evaluation
+        dataset of :meth:`build_datasets` (which scores every epoch and picks ``best.safetensors``), or None
+        (the default): the final evaluation then uses the evaluation dataset too. Called after
+        :meth:`build_datasets`; its items and collate function are those of the evaluation dataset."""
+        return None
+
     def collate_fn(self, train: bool) -> Callable | None:
         """A DataLoader collate function, or None for PyTorch's default."""
         return None

@@ -2,9 +2,11 @@
 
 Datasets (``data.dataset``):
 
-* ``fashion_mnist``: the IDX files of Debian's ``dataset-fashion-mnist`` (or ``data.root``); trains
-  on ``data.train_subset`` images (a fixed random subset; null: all 60,000), evaluates on all 10,000
-  test images;
+* ``fashion_mnist``: the IDX files of Debian's ``dataset-fashion-mnist`` (or ``data.root``). A fixed
+  random ``data.val_size`` (5,000) of the 60,000 training images are held out for validation (every
+  epoch's evaluation, which picks ``best.safetensors``); training uses ``data.train_subset`` of the
+  others (a fixed random subset; null: all 55,000). The end-of-run report scores all 10,000 test
+  images, as does ``eval`` with ``data.eval_split=test``;
 * ``folder``: ``data.root/train`` and ``data.root/val`` (ImageNet layout: one folder per class);
 * any other name goes to ``timm.data.create_dataset`` (e.g. ``torch/cifar10`` with ``data.download``);
 * ``auto`` (default): ``folder`` when ``data.root`` has a ``train/`` folder, else ``fashion_mnist``.
@@ -48,6 +50,11 @@ __all__ = [
 ]
 
 FASHION_MNIST_DEFAULT_SUBSET = 20_000
+
+
+def _fixed_order(length: int) -> list[int]:
+    """A random order of ``range(length)`` that is the same in every run (subsets and held-out splits)."""
+    return torch.randperm(length, generator=torch.Generator().manual_seed(0)).tolist()
 
 
 class ClassificationMetrics(Metrics):
@@ -199,9 +206,12 @@ class ClassifyTask(ClassificationTask):
             # train on a fixed random subset of this many images; null: all; auto: 20,000 for
             # Fashion-MNIST (the default run), all for other datasets
             "train_subset": "auto",
-            "eval_subset": None,  # evaluate on a fixed random subset of this many images (null: all)
+            "eval_subset": None,  # evaluate (and test) on a fixed random subset of this many images (null: all)
+            "val_size": 5000,  # Fashion-MNIST: training images held out for validation (never trained on)
             "train_split": "train",
-            "eval_split": "val",  # folder / timm datasets (Fashion-MNIST always evaluates on its test set)
+            # Fashion-MNIST: val (the held-out training images) or test (the 10,000 test images, on which
+            # training's final report is always scored); folder / timm datasets: the split's name
+            "eval_split": "val",
             "img_size": None,  # null: 28 for Fashion-MNIST, 224 otherwise
             "in_chans": None,  # null: 1 for Fashion-MNIST, 3 otherwise
             "mean": None,  # null: the dataset's (Fashion-MNIST) or ImageNet's
@@ -279,26 +289,52 @@ class ClassifyTask(ClassificationTask):
             crop_pct=self.data["crop_pct"],
         )
 
-    def _subset(self, length: int, key: str) -> list[int] | None:
+    def _subset_size(self, length: int, key: str) -> int | None:
+        """``data[key]`` as a number of items fewer than ``length``, or None (all of them)."""
         size = self.data[key]
         if size == "auto":
             size = FASHION_MNIST_DEFAULT_SUBSET if self.kind == "fashion_mnist" else None
-        if size is None or size >= length:
+        if size is None:
             return None
         if not isinstance(size, int) or size < 1:
             raise ValueError(f"data.{key} must be a positive number of images or null, got {size!r}")
-        order = torch.randperm(length, generator=torch.Generator().manual_seed(0))
-        return sorted(order[:size].tolist())
+        return size if size < length else None
+
+    def _subset(self, length: int, key: str) -> list[int] | None:
+        """A fixed random subset of ``range(length)`` of ``data[key]`` items, or None (all of them)."""
+        size = self._subset_size(length, key)
+        return None if size is None else sorted(_fixed_order(length)[:size])
+
+    def _fashion_mnist(self) -> tuple[Dataset, Dataset]:
+        root, split = self.data["root"], self.data["eval_split"]
+        if split not in ("val", "test"):
+            raise ValueError(f"data.eval_split must be 'val' or 'test' for Fashion-MNIST, got {split!r}")
+        train = FashionMNIST(
+            root, "train", size=self.img_size, augment=TensorAugment(self.aug["pad_crop"], self.aug["hflip"])
+        )
+        val_size = self.data["val_size"]
+        if not isinstance(val_size, int) or not 0 < val_size < len(train):
+            raise ValueError(
+                f"data.val_size must be a number of training images from 1 to {len(train) - 1}, got {val_size!r}"
+            )
+        order = _fixed_order(len(train))
+        kept, held_out = order[: len(train) - val_size], order[len(train) - val_size :]
+        train.indices = sorted(kept[: self._subset_size(len(kept), "train_subset")])
+        if split == "val":
+            return train, self._fashion_mnist_eval("train", sorted(held_out))
+        return train, self._fashion_mnist_eval("test")
+
+    def _fashion_mnist_eval(self, split: str, indices: list[int] | None = None) -> FashionMNIST:
+        """Un-augmented Fashion-MNIST images (``indices`` of ``split``), cut to ``data.eval_subset``."""
+        dataset = FashionMNIST(self.data["root"], split, indices=indices, size=self.img_size)
+        subset = self._subset(len(dataset), "eval_subset")
+        if subset is not None:
+            dataset.indices = [dataset.indices[i] for i in subset]
+        return dataset
 
     def build_datasets(self) -> tuple[Dataset, Dataset]:
         if self.kind == "fashion_mnist":
-            root = self.data["root"]
-            augment = TensorAugment(self.aug["pad_crop"], self.aug["hflip"])
-            train = FashionMNIST(root, "train", size=self.img_size, augment=augment)
-            train.indices = self._subset(len(train), "train_subset") or train.indices
-            evaluation = FashionMNIST(root, "test", size=self.img_size)
-            evaluation.indices = self._subset(len(evaluation), "eval_subset") or evaluation.indices
-            return train, evaluation
+            return self._fashion_mnist()
         if self.kind == "folder":
             if self.data["root"] is None:
                 raise ValueError("data.dataset=folder needs data.root (a folder with train/ and val/ subfolders)")
@@ -324,6 +360,12 @@ class ClassifyTask(ClassificationTask):
             elif indices is not None:
                 evaluation = torch.utils.data.Subset(evaluation, indices)
         return train, evaluation
+
+    def build_test_dataset(self) -> Dataset | None:
+        """Fashion-MNIST's 10,000 test images while training validates on held-out training images."""
+        if self.kind != "fashion_mnist" or self.data["eval_split"] == "test":
+            return None
+        return self._fashion_mnist_eval("test")
 
     def _timm_dataset(self, split: str, train: bool) -> Dataset:
         from timm.data import create_dataset
