@@ -63,6 +63,19 @@ def test_datasets_stats_and_model(folder_root):
     assert torch.isclose(loss, torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1])))
 
 
+def test_spec_augment_null_disables_it(folder_root):
+    task_cls = get_task("audio")
+    data = {**TINY_DATA, "dataset": "folders", "root": str(folder_root), "val_fraction": 0.2, "test_fraction": 0.0}
+    on = task_cls(resolve_config(task_cls.default_config, {"model": TINY_MODEL, "data": data}))
+    assert on.build_datasets()[0].spec_augment_args == {"freq_mask": 4, "time_mask": 4, "num_masks": 2}
+    cfg = resolve_config(
+        task_cls.default_config,
+        {"model": TINY_MODEL, "data": {**data, "spec_augment": None}},
+        nullable=task_cls.nullable_sections,
+    )
+    assert task_cls(cfg).build_datasets()[0].spec_augment_args is None
+
+
 def test_mixup_batch_transform_gives_soft_targets(folder_root):
     task = make_task({"dataset": "folders", "root": str(folder_root), "mixup": 0.5, "label_smoothing": 0.1})
     task.build_datasets()

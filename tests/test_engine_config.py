@@ -69,3 +69,31 @@ def test_bad_files(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("a: [1,\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_yaml(tmp_path / "bad.yaml")
+
+
+def test_null_sections_only_where_the_task_allows_them(tmp_path: Path) -> None:
+    from unireplknet.cli import _resolve
+
+    points = get_task("points")
+    assert "data.augment" in points.nullable_sections
+    for overrides in (["data.augment=null"], ["data.augment="]):
+        cfg = _resolve(None, "points", parse_overrides(overrides))
+        assert cfg["data"]["augment"] is None and cfg["data"]["projection"]["resolution"] == 64
+    path = tmp_path / "p.yaml"
+    path.write_text("task: points\ndata:\n  augment: null\n")
+    assert _resolve(path, None, {})["data"]["augment"] is None
+    # a section where null means nothing useful: a one-line error naming it and what can be null
+    with pytest.raises(ConfigError, match=r"'data\.projection' cannot be null \(sections that can be: data\.augment\)"):
+        _resolve(None, "points", parse_overrides(["data.projection=null"]))
+    with pytest.raises(ConfigError, match=r"'aug' cannot be null; set its keys instead, e.g. aug\.pad_crop="):
+        resolve_config(get_task("classify").default_config, {"aug": None})
+    with pytest.raises(ConfigError, match=r"'data\.augment' was set to null .* by an earlier layer"):
+        _resolve(path, None, parse_overrides(["data.augment.jitter=0.1"]))
+    # a null written into a stored run config is taken as it was validated then
+    stored = resolve_config(points.default_config, {"data": {"augment": None}}, nullable=points.nullable_sections)
+    assert resolve_config(points.default_config, stored=stored)["data"]["augment"] is None
+    # free-form (empty) sections take null as empty
+    assert (
+        resolve_config(get_task("segment").default_config, {"model": {"head_kwargs": None}})["model"]["head_kwargs"]
+        == {}
+    )

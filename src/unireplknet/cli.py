@@ -90,7 +90,7 @@ def _resolve(
     name = task or overrides.get("task") or user.get("task") or (stored or {}).get("task") or "classify"
     task_cls = get_task(name)
     user = {**user, "task": name}
-    return resolve_config(task_cls.default_config, user, overrides, stored=stored)
+    return resolve_config(task_cls.default_config, user, overrides, stored=stored, nullable=task_cls.nullable_sections)
 
 
 def _load_model(

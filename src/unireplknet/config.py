@@ -6,7 +6,10 @@ A config is a nested dict with the sections ``task``, ``model``, ``data``, ``tra
     ENGINE_DEFAULTS  <-  task.default_config  <-  --config FILE  <-  --set a.b=c
 
 Only keys that exist in the defaults (engine's or the task's) may be set, so a typo is an error
-naming the key and the keys that exist. A default that is an empty dict is free-form (any keys).
+naming the key and the keys that exist. A default that is an empty dict is free-form (any keys; null
+gives an empty one). A section (a non-empty dict) may be set to null only where the task declares that
+null means "none / disabled" (``Task.nullable_sections``, e.g. ``data.augment`` of ``points``);
+elsewhere null is an error naming the section.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import copy
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -86,11 +89,19 @@ ENGINE_DEFAULTS: dict[str, Any] = {
 }
 
 
-def merge(base: Mapping[str, Any], overlay: Mapping[str, Any], *, strict: bool, where: str = "") -> dict[str, Any]:
+def merge(
+    base: Mapping[str, Any],
+    overlay: Mapping[str, Any],
+    *,
+    strict: bool,
+    where: str = "",
+    nullable: Collection[str] = (),
+) -> dict[str, Any]:
     """Deep-merge ``overlay`` into a copy of ``base``.
 
     With ``strict``, every key of ``overlay`` must already exist in ``base`` (unless the base value
-    is an empty dict, which accepts anything); a mapping cannot replace a scalar or vice versa.
+    is an empty dict, which accepts anything), a mapping cannot replace a scalar or vice versa, and a
+    section can be set to null only if its dotted name is in ``nullable``.
     """
     out = copy.deepcopy(dict(base))
     for key, value in overlay.items():
@@ -103,15 +114,29 @@ def merge(base: Mapping[str, Any], overlay: Mapping[str, Any], *, strict: bool, 
             continue
         current = out[key]
         if isinstance(current, Mapping) and current:
-            if not isinstance(value, Mapping):
+            if value is None and (path in nullable or not strict):
+                out[key] = None
+            elif value is None:
+                allowed = f" (sections that can be: {', '.join(sorted(nullable))})" if nullable else ""
+                raise ConfigError(
+                    f"config section {path!r} cannot be null{allowed}; set its keys instead, "
+                    f"e.g. {path}.{next(iter(current))}=..."
+                )
+            elif not isinstance(value, Mapping):
                 raise ConfigError(
                     f"config key {path!r} is a section; set one of its keys, e.g. {path}.{next(iter(current))}=..."
                 )
-            out[key] = merge(current, value, strict=strict, where=f"{path}.")
+            else:
+                out[key] = merge(current, value, strict=strict, where=f"{path}.", nullable=nullable)
         elif isinstance(current, Mapping):
             if value is not None and not isinstance(value, Mapping):
                 raise ConfigError(f"config key {path!r} takes a mapping, got {value!r}")
             out[key] = copy.deepcopy(dict(value or {}))
+        elif current is None and path in nullable and isinstance(value, Mapping):
+            raise ConfigError(
+                f"config section {path!r} was set to null (disabled) by an earlier layer; "
+                "remove that null to set its keys"
+            )
         else:
             if isinstance(value, Mapping):
                 raise ConfigError(f"config key {path!r} takes a single value, not a mapping")
@@ -180,17 +205,20 @@ def resolve_config(
     user: Mapping[str, Any] | None = None,
     overrides: Mapping[str, Any] | None = None,
     stored: Mapping[str, Any] | None = None,
+    *,
+    nullable: Collection[str] = (),
 ) -> dict[str, Any]:
     """The full run config: engine defaults <- task defaults <- (stored) <- user file <- overrides.
 
     ``stored`` is a config saved with a run or checkpoint; it was validated when written, so it is
-    merged leniently. The user file and overrides are validated against all keys known so far.
+    merged leniently. The user file and overrides are validated against all keys known so far;
+    ``nullable`` names the sections they may set to null (the task's ``nullable_sections``).
     """
     cfg = merge(ENGINE_DEFAULTS, task_defaults, strict=False)
     if stored:
         cfg = merge(cfg, stored, strict=False)
     for layer in (user or {}, overrides or {}):
-        cfg = merge(cfg, layer, strict=True)
+        cfg = merge(cfg, layer, strict=True, nullable=nullable)
     return cfg
 
 

@@ -64,6 +64,7 @@ class AudioTask(ClassificationTask):
             "label_smoothing": 0.1,
         },
     }
+    nullable_sections = frozenset({"data.spec_augment"})  # null: no SpecAugment
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         super().__init__(cfg)

@@ -108,6 +108,8 @@ class Task(abc.ABC):
     primary_metric: ClassVar[str]  # the metric that picks the best checkpoint
     higher_is_better: ClassVar[bool] = True
     default_config: ClassVar[dict[str, Any]] = {}  # nested overlay on the engine defaults (e.g. data paths, sizes)
+    # dotted names of default_config sections that a user may set to null, meaning "none / disabled"
+    nullable_sections: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         self.cfg = cfg

@@ -75,6 +75,7 @@ class PointsTask(ClassificationTask):
         },
         "predict": {"save_input": None},  # folder for PNGs of the projected inputs
     }
+    nullable_sections = frozenset({"data.augment"})  # null: no augmentation
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         super().__init__(cfg)
