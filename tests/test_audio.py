@@ -24,14 +24,7 @@ from unireplknet.modalities.audio import (  # noqa: E402
     split_by_group,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Two intra-op threads on a loaded 2-core machine run ~100x slower than one (spin-waiting)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def sine(freq: float, seconds: float, rate: int, channels: int = 1) -> np.ndarray:

@@ -16,13 +16,7 @@ TINY_MODEL = {"depths": [1, 1, 1, 1], "dims": [8, 16, 32, 64], "kernel_sizes": [
 TINY_DATA = {"frames": 20, "n_mels": 32, "spec_augment": {"freq_mask": 4, "time_mask": 4}}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Two intra-op threads on a loaded 2-core machine run ~100x slower than one (spin-waiting)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tone(path, freq: float, seconds: float = 0.3, rate: int = 16000):
@@ -135,38 +129,19 @@ def test_bad_data_config(data, message):
         make_task(data).build_datasets()
 
 
-def test_cli_train_eval_predict(folder_root, tmp_path):
-    import json
-
-    import yaml
-    from typer.testing import CliRunner
-
-    from unireplknet.cli import app
-
-    config = tmp_path / "audio.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "task": "audio",
-                "model": TINY_MODEL,
-                "data": {**TINY_DATA, "dataset": "folders", "root": str(folder_root), "batch_size": 4},
-                "train": {"epochs": 1, "warmup_epochs": 0, "threads": 1},
-                "output": {"dir": str(tmp_path / "runs"), "name": "run"},
-            }
-        )
-    )
-    runner = CliRunner()
-    result = runner.invoke(app, ["train", "--config", str(config)])
-    assert result.exit_code == 0, result.output
-    best = tmp_path / "runs" / "run" / "best.safetensors"
-    result = runner.invoke(app, ["eval", str(best), "--json"])
-    assert result.exit_code == 0, result.output
-    metrics = json.loads(result.output.strip().splitlines()[-1])
+def test_cli_train_eval_predict(folder_root, tmp_path, cli):
+    config = {
+        "task": "audio",
+        "model": TINY_MODEL,
+        "data": {**TINY_DATA, "dataset": "folders", "root": str(folder_root), "batch_size": 4},
+        "train": {"epochs": 1, "warmup_epochs": 0, "threads": 1},
+        "output": {"dir": str(tmp_path / "runs"), "name": "run"},
+    }
+    best = cli.train(config, tmp_path / "audio.yaml") / "best.safetensors"
+    metrics = cli.json("eval", best)
     assert metrics["samples"] == 2 and 0 <= metrics["top1"] <= 100
     clip = tone(tmp_path / "query.flac", 200)
-    result = runner.invoke(app, ["predict", str(best), str(clip), "--top-k", "1", "--json"])
-    assert result.exit_code == 0, result.output
-    (prediction,) = json.loads(result.output)
+    (prediction,) = cli.json("predict", best, clip, "--top-k", "1")
     assert prediction["path"] == str(clip) and prediction["top"][0]["class"] in ("high", "low")
 
 

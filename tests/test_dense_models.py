@@ -23,13 +23,7 @@ SMALL_ROI_SAMPLING = {
 GOLDEN_STEM = "unireplknet_a-in3-cls1000-2x3x224x224-seed0"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP overhead, which is large on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _randomize(model: torch.nn.Module) -> torch.nn.Module:

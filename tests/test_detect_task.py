@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -32,13 +31,7 @@ TINY_MODEL = {
 }  # fmt: skip
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP overhead, which is large on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -89,22 +82,12 @@ def _cfg(coco, tmp_path, arch="mask_rcnn"):
     return resolve_config(get_task("detect").default_config, {"task": "detect"}, overrides)
 
 
-def test_loss_decreases_over_a_few_steps(coco, tmp_path):
+def test_loss_decreases_over_a_few_steps(coco, tmp_path, assert_loss_decreases):
     task = get_task("detect")(_cfg(coco, tmp_path, arch="fcos"))
     train_set, _ = task.build_datasets()
     train_set.flip = 0.0
     inputs, targets = task.collate_fn(True)([train_set[i] for i in range(4)])
-    torch.manual_seed(0)
-    model = task.build_model().train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
-    losses = []
-    for _ in range(4):
-        loss = task.loss(model(inputs), targets, True)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    assert losses[-1] < 0.8 * losses[0], losses
+    assert_loss_decreases(task, inputs, targets)
 
 
 def test_train_eval_predict_end_to_end(coco, tmp_path):

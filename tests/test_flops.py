@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from unireplknet.flops import model_info
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> object:
-    """Spinning OpenMP threads crawl on a shared CPU; one thread counts just as well."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # design doc, ImageNet 224 x 224: FLOPs in G (multiply-accumulates), deploy params in M

@@ -25,13 +25,7 @@ TINY_MODEL = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP overhead, which is large on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _scene(rng: np.random.Generator, size: int = 32) -> tuple[np.ndarray, np.ndarray]:
@@ -75,21 +69,11 @@ def _cfg(folder, tmp_path, **data):
     return resolve_config(get_task("segment").default_config, {"task": "segment"}, overrides)
 
 
-def test_loss_decreases_over_a_few_steps(folder, tmp_path):
+def test_loss_decreases_over_a_few_steps(folder, tmp_path, assert_loss_decreases):
     task = get_task("segment")(_cfg(folder, tmp_path, ratio_range=[1.0, 1.0], flip=0.0))
     train_set, _ = task.build_datasets()
     images, labels = task.collate_fn(True)([train_set[i] for i in range(4)])
-    torch.manual_seed(0)
-    model = task.build_model().train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
-    losses = []
-    for _ in range(4):
-        loss = task.loss(model(images), labels, True)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    assert losses[-1] < 0.8 * losses[0], losses
+    assert_loss_decreases(task, images, labels)
 
 
 def test_train_eval_predict_end_to_end(folder, tmp_path):
