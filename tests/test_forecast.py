@@ -21,13 +21,7 @@ from unireplknet.modalities.forecast import (
 TINY = {"depths": (1, 1, 1, 1), "dims": (8, 16, 32, 64), "kernel_sizes": ((3,), (7,), (7,), (3,))}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Two intra-op threads on a loaded 2-core machine run ~100x slower than one (spin-waiting)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_forecaster(input_len=16, pred_len=4, embed_dim=4, **kwargs) -> UniRepLKNetForecaster:
