@@ -1,7 +1,8 @@
 """The Triton depthwise conv against F.conv2d, run on the CPU by Triton's interpreter.
 
 Shapes are tiny because the interpreter executes every Triton op in NumPy; they still span several
-tiles in H, W and channels (interpreter tiles: 4 rows x 8 columns x 8 channels).
+tiles in H, W and channels (interpreter tiles: 4 rows x 8 columns x 8 channels; with dilation d a
+tile's rows are d apart, so a 6-row map at d = 3 spans 3 interleaved row tiles).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import types
 
 os.environ["TRITON_INTERPRET"] = "1"  # before the kernels are first imported (lazily, on first use)
 
@@ -18,7 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import unireplknet
-from unireplknet.kernels import DepthwiseConv2d, DepthwiseConv2dFunction, backend, crop_kernel, depthwise_conv2d
+from unireplknet.kernels import DepthwiseConv2d, DepthwiseConv2dFunction, backend, depthwise_conv2d
+from unireplknet.layers import DilatedReparamBlock
 
 # fp32 accumulation everywhere; the bound is the rounding of the output dtype.
 TOLERANCE = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1.6e-2}
@@ -35,12 +38,12 @@ def _inputs(shape, kernel, dtype, channels_last, bias=True, seed=0):
     return x, weight, b
 
 
-def _reference(x, weight, b, grad):
+def _reference(x, weight, b, grad, dilation=1):
     """fp64 F.conv2d output and (dx, dw, db) for the same inputs."""
     xr = x.detach().double().requires_grad_()
     wr = weight.detach().double().requires_grad_()
     br = b.detach().double().requires_grad_() if b is not None else None
-    y = F.conv2d(xr, wr, br, padding=weight.shape[-1] // 2, groups=x.shape[1])
+    y = F.conv2d(xr, wr, br, padding=dilation * (weight.shape[-1] // 2), dilation=dilation, groups=x.shape[1])
     y.backward(grad.double())
     return y.detach(), xr.grad, wr.grad, br.grad if br is not None else None
 
@@ -51,20 +54,22 @@ def _assert_close(actual, expected, dtype, what):
     assert err <= TOLERANCE[dtype], f"{what}: relative error {err:.2e} > {TOLERANCE[dtype]:.0e}"
 
 
+@pytest.mark.parametrize(("kernel", "dilation"), [(5, 1), (3, 3)], ids=["k5", "k3_d3"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("channels_last", [True, False], ids=["channels_last", "contiguous"])
-def test_forward_and_gradients_match_conv2d(dtype, channels_last):
+def test_forward_and_gradients_match_conv2d(dtype, channels_last, kernel, dilation):
     # 6x9 map, 10 channels: 2 row tiles, 2 column tiles, 2 channel blocks (one partly masked).
+    # No kernel crop: both kernels reach 4 pixels, less than the map's 6 rows.
     batch = 2 if dtype == torch.float32 else 1
-    x, weight, b = _inputs((batch, 10, 6, 9), 5, dtype, channels_last, bias=dtype != torch.float16)
+    x, weight, b = _inputs((batch, 10, 6, 9), kernel, dtype, channels_last, bias=dtype != torch.float16)
     x.requires_grad_()
     weight.requires_grad_()
     if b is not None:
         b.requires_grad_()
-    y = depthwise_conv2d(x, weight, b, backend="triton")
+    y = depthwise_conv2d(x, weight, b, dilation, backend="triton")
     grad = torch.randn(y.shape, generator=torch.Generator().manual_seed(1)).to(dtype)
     y.backward(grad)
-    ref_y, ref_dx, ref_dw, ref_db = _reference(x, weight, b, grad)
+    ref_y, ref_dx, ref_dw, ref_db = _reference(x, weight, b, grad, dilation)
 
     assert y.dtype == dtype and y.shape == x.shape
     assert y.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
@@ -75,18 +80,25 @@ def test_forward_and_gradients_match_conv2d(dtype, channels_last):
         _assert_close(b.grad, ref_db, dtype, "bias gradient")
 
 
-@pytest.mark.parametrize("kernel", [3, 7])
-def test_odd_kernel_sizes_batch_one(kernel):
-    x, weight, b = _inputs((1, 3, 8, 9), kernel, torch.float32, channels_last=True)
-    y = depthwise_conv2d(x, weight, b, backend="triton")
-    _assert_close(y, _reference(x, weight, b, torch.zeros_like(x))[0], torch.float32, f"{kernel}x{kernel}")
+@pytest.mark.parametrize(
+    ("kernel", "dilation", "size"),
+    [(3, 1, (8, 9)), (7, 1, (8, 9)), (3, 4, (10, 9)), (7, 2, (5, 6))],
+    ids=["k3", "k7", "k3_d4", "k7_d2_cropped"],
+)
+def test_kernel_sizes_and_dilations_batch_one(kernel, dilation, size):
+    # k3_d4: 10 rows at d = 4 are 4 interleaved row tiles with 3, 3, 2 and 2 valid rows.
+    x, weight, b = _inputs((1, 3, *size), kernel, torch.float32, channels_last=True)
+    y = depthwise_conv2d(x, weight, b, dilation, backend="triton")
+    expected = _reference(x, weight, b, torch.zeros_like(x), dilation)[0]
+    _assert_close(y, expected, torch.float32, f"{kernel}x{kernel} dilation {dilation}")
 
 
-def test_gradcheck_fp64():
+@pytest.mark.parametrize("dilation", [1, 2])
+def test_gradcheck_fp64(dilation):
     x, weight, b = _inputs((1, 2, 5, 4), 3, torch.float64, channels_last=False)
     for t in (x, weight, b):
         t.requires_grad_()
-    assert torch.autograd.gradcheck(DepthwiseConv2dFunction.apply, (x, weight, b), fast_mode=True)
+    assert torch.autograd.gradcheck(DepthwiseConv2dFunction.apply, (x, weight, b, dilation), fast_mode=True)
 
 
 def test_weight_gradient_is_deterministic():
@@ -94,8 +106,8 @@ def test_weight_gradient_is_deterministic():
 
     x, _, _ = _inputs((2, 10, 6, 9), 5, torch.float32, channels_last=True)
     grad = torch.randn(x.shape, generator=torch.Generator().manual_seed(3))
-    first = dwconv_weight_grad(x, grad, 5)
-    assert torch.equal(first, dwconv_weight_grad(x, grad, 5))
+    first = dwconv_weight_grad(x, grad, 5, 2)
+    assert torch.equal(first, dwconv_weight_grad(x, grad, 5, 2))
 
 
 def test_autocast_runs_in_low_precision():
@@ -107,12 +119,12 @@ def test_autocast_runs_in_low_precision():
 
 
 def test_torch_compile_traces_the_triton_path():
-    conv = DepthwiseConv2d(3, 5, backend="triton")
+    conv = DepthwiseConv2d(3, 3, dilation=2, backend="triton")
     x = torch.randn(1, 3, 6, 6, requires_grad=True)
     compiled = torch.compile(conv, backend="aot_eager", fullgraph=True)
     y = compiled(x)
     y.sum().backward()
-    expected = F.conv2d(x, conv.weight, conv.bias, padding=2, groups=3)
+    expected = F.conv2d(x, conv.weight, conv.bias, padding=2, dilation=2, groups=3)
     torch.testing.assert_close(y, expected, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(x.grad, torch.autograd.grad(expected.sum(), x)[0], atol=1e-5, rtol=1e-5)
 
@@ -130,6 +142,25 @@ def test_deploy_model_on_triton_path_matches_torch_path():
     torch.testing.assert_close(actual, expected, atol=1e-4, rtol=1e-4)
 
 
+def test_dilated_reparam_block_trains_on_the_triton_path():
+    # Kernel 7: branches (5, 1), (3, 2) and (3, 3), all built as DepthwiseConv2d.
+    block = DilatedReparamBlock(4, 7)
+    assert [(b.conv.kernel_size[0], b.conv.dilation[0]) for b in block.branches.values()] == [(5, 1), (3, 2), (3, 3)]
+    assert all(isinstance(b.conv, DepthwiseConv2d) for b in block.branches.values())
+    x = torch.randn(1, 4, 7, 7)
+    grad = torch.randn(1, 4, 7, 7)
+    results = {}
+    for path in ("torch", "triton"):
+        block.zero_grad()
+        xp = x.clone().requires_grad_()
+        with backend(path):
+            y = block(xp)
+        y.backward(grad)
+        results[path] = [y, xp.grad, *(p.grad for p in block.parameters())]
+    for actual, expected in zip(results["triton"], results["torch"], strict=True):
+        torch.testing.assert_close(actual, expected, atol=1e-5, rtol=1e-5)
+
+
 _COMPILE_FOR_HOPPER = """
 import triton
 import triton.language as tl
@@ -138,17 +169,16 @@ from triton.compiler import ASTSource
 
 from unireplknet.kernels import triton_dwconv as k
 
-common = {"K": 13, "CHANNELS_LAST": True, "ACC_DTYPE": tl.float32, "BLOCK_C": 64, "TILE_W": 8}
+common = {"K": 13, "DILATION": 1, "CHANNELS_LAST": True, "ACC_DTYPE": tl.float32, "BLOCK_C": 64, "TILE_W": 8}
+forward = {**common, "TILE_H": 4, "sxc": 1, "syc": 1, "X_STRIDE_W": 320, "TAPS_PAD": 7, "TAPS_C": 384, "HAS_BIAS": True}
+forward_pointers = {"x_ptr": "*bf16", "w_ptr": "*fp32", "b_ptr": "*bf16", "y_ptr": "*bf16"}
 cases = [
-    (
-        k._dwconv_forward_kernel,
-        {"x_ptr": "*bf16", "w_ptr": "*fp32", "b_ptr": "*bf16", "y_ptr": "*bf16"},
-        {**common, "TILE_H": 4, "sxc": 1, "syc": 1, "X_STRIDE_W": 320, "TAPS_PAD": 7, "TAPS_C": 384, "HAS_BIAS": True},
-    ),
+    (k._dwconv_forward_kernel, forward_pointers, forward),
+    (k._dwconv_forward_kernel, forward_pointers, {**forward, "K": 3, "DILATION": 5}),
     (
         k._dwconv_weight_grad_kernel,
         {"x_ptr": "*bf16", "g_ptr": "*bf16", "partial_ptr": "*fp32"},
-        {**common, "sxc": 1, "sgc": 1, "K_POW2": 16},
+        {**common, "K": 3, "DILATION": 5, "sxc": 1, "sgc": 1, "K_POW2": 4},
     ),
 ]
 for kernel, pointers, constants in cases:
@@ -160,7 +190,7 @@ for kernel, pointers, constants in cases:
 
 
 def test_kernels_compile_for_hopper():
-    """Both kernels build for an H100 (sm_90) without a GPU: catches what the interpreter cannot.
+    """Both kernels build for an H100 (sm_90), dilated too, without a GPU: catches what the interpreter cannot.
 
     In a subprocess, because this module runs Triton in interpreter mode.
     """
@@ -172,27 +202,35 @@ def test_kernels_compile_for_hopper():
 # ---- dispatch and the drop-in module (PyTorch path: fast) ----------------------------------------
 
 
-def test_drop_in_for_nn_conv2d():
-    reference = nn.Conv2d(6, 6, 13, padding=6, groups=6)
-    conv = DepthwiseConv2d(6, 13)
+@pytest.mark.parametrize(("kernel", "dilation", "bias"), [(13, 1, True), (3, 5, False)])
+def test_drop_in_for_nn_conv2d(kernel, dilation, bias):
+    padding = dilation * (kernel // 2)
+    reference = nn.Conv2d(6, 6, kernel, padding=padding, dilation=dilation, groups=6, bias=bias)
+    conv = DepthwiseConv2d(6, kernel, bias=bias, dilation=dilation)
     assert isinstance(conv, nn.Conv2d)
+    assert (conv.padding, conv.dilation) == (reference.padding, reference.dilation)
     assert conv.state_dict().keys() == reference.state_dict().keys()
     conv.load_state_dict(reference.state_dict())
-    x = torch.randn(2, 6, 10, 10).contiguous(memory_format=torch.channels_last)
+    x = torch.randn(2, 6, 12, 12).contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(conv(x), reference(x))
     assert conv(x).is_contiguous(memory_format=torch.channels_last)
 
 
-@pytest.mark.parametrize(("height", "width"), [(1, 1), (3, 2), (5, 9)])
-def test_crop_kernel_is_exact(height, width):
-    weight = torch.randn(4, 1, 13, 13, dtype=torch.float64)
-    x = torch.randn(2, 4, height, width, dtype=torch.float64)
-    cropped = crop_kernel(weight, height, width)
-    assert cropped.shape[-2:] == (min(13, 2 * height - 1), min(13, 2 * width - 1))
-    kh, kw = cropped.shape[-2:]
-    torch.testing.assert_close(
-        F.conv2d(x, cropped, padding=(kh // 2, kw // 2), groups=4), F.conv2d(x, weight, padding=6, groups=4)
-    )
+@pytest.mark.parametrize(
+    ("kernel", "dilation", "dtype", "expected"),
+    [
+        (7, 1, torch.bfloat16, True),  # large kernel
+        (5, 1, torch.bfloat16, False),  # small undilated kernel: cuDNN
+        (3, 2, torch.bfloat16, True),  # dilated branch
+        (1, 5, torch.bfloat16, False),  # a branch cropped to its centre tap is a 1x1 conv
+        (7, 1, torch.float64, False),  # fp64 only when forced
+    ],
+)
+def test_auto_dispatch_on_cuda(kernel, dilation, dtype, expected):
+    from unireplknet.kernels.dwconv import _use_triton
+
+    cuda_tensor = types.SimpleNamespace(dtype=dtype, is_cuda=True)
+    assert _use_triton(cuda_tensor, kernel, dilation, "auto") is expected
 
 
 def test_auto_keeps_cpu_on_pytorch_and_backend_can_be_forced(monkeypatch):
@@ -217,17 +255,24 @@ def test_forced_triton_without_support_is_a_clear_error(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("x_shape", "w_shape", "message"),
-    [((2, 8, 8), (2, 1, 3, 3), "expects x"), ((1, 2, 8, 8), (2, 1, 4, 4), "odd kernel")],
+    ("x_shape", "w_shape", "dilation", "message"),
+    [
+        ((2, 8, 8), (2, 1, 3, 3), 1, "expects x"),
+        ((1, 2, 8, 8), (2, 1, 4, 4), 1, "odd kernel"),
+        ((1, 2, 8, 8), (2, 1, 3, 3), 0, "dilation must be an int >= 1"),
+        ((1, 2, 8, 8), (2, 1, 3, 3), 1.5, "dilation must be an int >= 1"),
+    ],
 )
-def test_bad_shapes_are_clear_errors(x_shape, w_shape, message):
+def test_bad_arguments_are_clear_errors(x_shape, w_shape, dilation, message):
     with pytest.raises(ValueError, match=message):
-        depthwise_conv2d(torch.randn(x_shape), torch.randn(w_shape))
+        depthwise_conv2d(torch.randn(x_shape), torch.randn(w_shape), dilation=dilation)
 
 
-def test_bad_backend_name():
+def test_bad_module_arguments():
     with pytest.raises(ValueError, match="unknown depthwise-conv backend"):
         DepthwiseConv2d(4, 7, backend="cudnn")
+    with pytest.raises(ValueError, match="dilation must be >= 1"):
+        DepthwiseConv2d(4, 3, dilation=0)
 
 
 def test_cpu_large_kernel_path_returns_input_memory_format():

@@ -58,13 +58,14 @@ def default_branches(kernel_size: int) -> tuple[tuple[int, int], ...]:
     )
 
 
-def depthwise_conv(channels: int, kernel_size: int, bias: bool) -> nn.Module:
-    """A stride-1, 'same'-padded depthwise convolution: the large-kernel hot spot of the network.
+def depthwise_conv(channels: int, kernel_size: int, bias: bool, dilation: int = 1) -> nn.Module:
+    """A stride-1, 'same'-padded (optionally dilated) depthwise convolution: the hot spot of the network.
 
     A :class:`~unireplknet.kernels.DepthwiseConv2d`: an ``nn.Conv2d`` with the same parameters and
-    state-dict keys that runs large kernels with Triton on the GPU (see :mod:`unireplknet.kernels`).
+    state-dict keys that runs large and dilated kernels with Triton on the GPU and crops taps that
+    cannot reach small maps (see :mod:`unireplknet.kernels`).
     """
-    return DepthwiseConv2d(channels, kernel_size, bias=bias)
+    return DepthwiseConv2d(channels, kernel_size, bias=bias, dilation=dilation)
 
 
 def _batch_norm(channels: int, sync: bool) -> nn.Module:
@@ -118,11 +119,8 @@ class ConvBN(nn.Sequential):
     """A bias-free depthwise (optionally dilated) conv followed by BatchNorm: one reparam branch."""
 
     def __init__(self, channels: int, kernel_size: int, dilation: int = 1, sync_bn: bool = False) -> None:
-        padding = (dilation * (kernel_size - 1) + 1) // 2
         super().__init__()
-        self.conv = nn.Conv2d(
-            channels, channels, kernel_size, padding=padding, dilation=dilation, groups=channels, bias=False
-        )
+        self.conv = depthwise_conv(channels, kernel_size, bias=False, dilation=dilation)
         self.bn = _batch_norm(channels, sync_bn)
 
     def fused(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,33 +2,11 @@
 
 >>> from unireplknet.kernels import DepthwiseConv2d, backend
 >>> conv = DepthwiseConv2d(64, 13)           # same weights/keys as nn.Conv2d(64, 64, 13, padding=6, groups=64)
+>>> branch = DepthwiseConv2d(64, 3, bias=False, dilation=5)  # nn.Conv2d(..., 3, padding=5, dilation=5, ...)
 >>> with backend("torch"): ...               # or UNIREPLKNET_DWCONV=torch / triton / auto
 """
 
-from .dwconv import (
-    BACKENDS,
-    MAX_TRITON_KERNEL,
-    MIN_TRITON_KERNEL,
-    DepthwiseConv2d,
-    DepthwiseConv2dFunction,
-    backend,
-    crop_kernel,
-    depthwise_conv2d,
-    get_backend,
-    set_backend,
-    triton_available,
-)
+from . import dwconv
+from .dwconv import *  # noqa: F403  (the public API is dwconv's __all__)
 
-__all__ = [
-    "BACKENDS",
-    "MAX_TRITON_KERNEL",
-    "MIN_TRITON_KERNEL",
-    "DepthwiseConv2d",
-    "DepthwiseConv2dFunction",
-    "backend",
-    "crop_kernel",
-    "depthwise_conv2d",
-    "get_backend",
-    "set_backend",
-    "triton_available",
-]
+__all__ = dwconv.__all__

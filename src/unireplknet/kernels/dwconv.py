@@ -10,13 +10,14 @@ Paths:
   k >= 7 (measured with ``benchmarks/cpu_inference.py --layers``); small kernels keep channels_last.
 
 ``auto`` (the default) takes the Triton path for floating-point CUDA tensors whose (cropped) kernel
-is at least :data:`MIN_TRITON_KERNEL`, and the PyTorch path everywhere else. Force a path with the
+is at least :data:`MIN_TRITON_KERNEL` or dilated (the re-parameterization branches), and the PyTorch
+path everywhere else. Force a path with the
 environment variable ``UNIREPLKNET_DWCONV=auto|triton|torch``, :func:`set_backend`, or the
 :func:`backend` context manager. Tracing, scripting and exporting always take the PyTorch path with
 the full kernel, so exported graphs contain a standard ``Conv`` valid for every input size.
 
 Both paths crop the kernel to the taps a 'same' convolution can reach on the input
-(:func:`crop_kernel`): exact, and a large saving for 13x13 kernels on small maps.
+(:func:`crop_kernel`): exact, and a large saving for 13x13 kernels and dilated kernels on small maps.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ __all__ = [
 BACKENDS = ("auto", "triton", "torch")
 ENV_VAR = "UNIREPLKNET_DWCONV"
 # Below this (cropped) kernel size cuDNN's depthwise kernels are already near memory bandwidth
-# (anchors: 3x3 at 1.6 TB/s), so the Triton kernel has nothing to win.
+# (anchors: 3x3 at 1.6 TB/s), so the Triton kernel has nothing to win. Dilated kernels take the
+# Triton path at any size, so a training step's re-parameterization branches run there too
+# (benchmarks/gpu_benchmark.py times them against cuDNN).
 MIN_TRITON_KERNEL = 7
 MAX_TRITON_KERNEL = 31
 # oneDNN's NCHW depthwise kernel beats its channels_last one from this kernel size on.
@@ -112,16 +115,17 @@ def _exporting() -> bool:
     )
 
 
-def crop_kernel(weight: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Drop the taps a stride-1 'same' convolution can never reach on an ``height x width`` map.
+def crop_kernel(weight: torch.Tensor, height: int, width: int, dilation: int = 1) -> torch.Tensor:
+    """Drop the taps a stride-1 'same' convolution can never reach on a ``height x width`` map.
 
-    Output pixel ``o`` reads input ``o + d`` for offsets ``|d| <= k // 2``, and only
-    ``|d| <= height - 1`` (resp. ``width - 1``) land inside the map, so a ``(C, 1, k, k)`` kernel
-    acts exactly like its central ``min(k, 2 * height - 1) x min(k, 2 * width - 1)`` part.
+    Tap ``t`` of a ``(C, 1, k, k)`` kernel reads ``dilation * |t - k // 2|`` pixels away from the
+    output pixel, and only offsets up to ``height - 1`` (resp. ``width - 1``) land inside the map: the
+    kernel acts exactly like its central ``2 * min(k // 2, (height - 1) // dilation) + 1`` rows (likewise
+    columns) with the same dilation and 'same' padding. The dropped taps' gradients are zero either way.
     """
     kh, kw = weight.shape[-2:]
-    crop_h = max(0, (kh - (2 * height - 1)) // 2)
-    crop_w = max(0, (kw - (2 * width - 1)) // 2)
+    crop_h = kh // 2 - min(kh // 2, max(0, height - 1) // dilation)
+    crop_w = kw // 2 - min(kw // 2, max(0, width - 1) // dilation)
     if crop_h == 0 and crop_w == 0:
         return weight
     return weight[..., crop_h : kh - crop_h, crop_w : kw - crop_w]
@@ -132,26 +136,26 @@ def crop_kernel(weight: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 
 @torch.library.custom_op("unireplknet::dwconv2d_forward", mutates_args=())
-def _dwconv2d_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+def _dwconv2d_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, dilation: int) -> torch.Tensor:
     from .triton_dwconv import dwconv_forward
 
-    return dwconv_forward(x, weight, bias)
+    return dwconv_forward(x, weight, bias, dilation)
 
 
 @_dwconv2d_forward.register_fake
-def _(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+def _(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, dilation: int) -> torch.Tensor:
     return torch.empty_like(x)
 
 
 @torch.library.custom_op("unireplknet::dwconv2d_weight_grad", mutates_args=())
-def _dwconv2d_weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kernel_size: int) -> torch.Tensor:
+def _dwconv2d_weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kernel_size: int, dilation: int) -> torch.Tensor:
     from .triton_dwconv import dwconv_weight_grad
 
-    return dwconv_weight_grad(x, grad_out, kernel_size)
+    return dwconv_weight_grad(x, grad_out, kernel_size, dilation)
 
 
 @_dwconv2d_weight_grad.register_fake
-def _(x: torch.Tensor, grad_out: torch.Tensor, kernel_size: int) -> torch.Tensor:
+def _(x: torch.Tensor, grad_out: torch.Tensor, kernel_size: int, dilation: int) -> torch.Tensor:
     return x.new_empty(x.shape[1], 1, kernel_size, kernel_size)
 
 
@@ -165,36 +169,38 @@ def _dense_like(grad: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 class DepthwiseConv2dFunction(torch.autograd.Function):
-    """Autograd wrapper of the Triton kernels: ``apply(x (N,C,H,W), weight (C,1,k,k), bias (C,) | None)``.
+    """Autograd wrapper of the Triton kernels.
 
+    ``apply(x (N, C, H, W), weight (C, 1, k, k), bias (C,) | None, dilation: int) -> (N, C, H, W)``.
     Input, weight and bias must share a dtype (callers cast under autocast). The weight gradient is
     deterministic; the bias gradient is ``grad.sum((0, 2, 3))``.
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, dilation: int) -> torch.Tensor:
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
-        return _dwconv2d_forward(x, weight, bias)
+        ctx.dilation = dilation
+        return _dwconv2d_forward(x, weight, bias, dilation)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         x, weight = ctx.saved_tensors
         grad = _dense_like(grad, x)
-        need_x, need_w, need_b = ctx.needs_input_grad
+        need_x, need_w, need_b, _ = ctx.needs_input_grad
         # Stride 1, 'same' padding: the transposed convolution is the convolution with the kernel
-        # rotated by 180 degrees.
-        grad_x = _dwconv2d_forward(grad, weight.flip(-1, -2), None) if need_x else None
-        grad_w = _dwconv2d_weight_grad(x, grad, weight.shape[-1]) if need_w else None
+        # rotated by 180 degrees, at the same dilation.
+        grad_x = _dwconv2d_forward(grad, weight.flip(-1, -2), None, ctx.dilation) if need_x else None
+        grad_w = _dwconv2d_weight_grad(x, grad, weight.shape[-1], ctx.dilation) if need_w else None
         grad_b = grad.sum((0, 2, 3)) if need_b and ctx.has_bias else None
-        return grad_x, grad_w, grad_b
+        return grad_x, grad_w, grad_b, None
 
 
 # --------------------------------------------------------------------------------------------------
 # Dispatch.
 
 
-def _use_triton(x: torch.Tensor, kernel_size: int, choice: str) -> bool:
+def _use_triton(x: torch.Tensor, kernel_size: int, dilation: int, choice: str) -> bool:
     supported = (
         triton_available()
         and x.dtype in _TRITON_DTYPES
@@ -212,12 +218,13 @@ def _use_triton(x: torch.Tensor, kernel_size: int, choice: str) -> bool:
                 f"use backend 'auto' or 'torch'"
             )
         return True
-    return supported and x.is_cuda and x.dtype != torch.float64 and kernel_size >= MIN_TRITON_KERNEL
+    worth_it = kernel_size >= MIN_TRITON_KERNEL or (dilation > 1 and kernel_size > 1)
+    return supported and x.is_cuda and x.dtype != torch.float64 and worth_it
 
 
-def _torch_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+def _torch_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, dilation: int) -> torch.Tensor:
     kh, kw = weight.shape[-2:]
-    padding = (kh // 2, kw // 2)
+    padding = (dilation * (kh // 2), dilation * (kw // 2))
     channels = x.shape[1]
     if (
         x.device.type == "cpu"
@@ -226,13 +233,17 @@ def _torch_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
         and x.is_contiguous(memory_format=torch.channels_last)
         and not _exporting()
     ):
-        y = F.conv2d(x.contiguous(), weight, bias, padding=padding, groups=channels)
+        y = F.conv2d(x.contiguous(), weight, bias, padding=padding, dilation=dilation, groups=channels)
         return y.contiguous(memory_format=torch.channels_last)
-    return F.conv2d(x, weight, bias, padding=padding, groups=channels)
+    return F.conv2d(x, weight, bias, padding=padding, dilation=dilation, groups=channels)
 
 
 def depthwise_conv2d(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, backend: str | None = None
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    dilation: int = 1,
+    backend: str | None = None,
 ) -> torch.Tensor:
     """Stride-1, 'same'-padded depthwise convolution, on the fastest exact path for this call.
 
@@ -240,10 +251,12 @@ def depthwise_conv2d(
         x: ``(N, C, H, W)``, channels_last or contiguous, fp32 / bf16 / fp16 (fp64 too).
         weight: ``(C, 1, k, k)`` with odd ``k``.
         bias: ``(C,)`` or None.
+        dilation: spacing of the kernel taps (an int >= 1).
         backend: ``"auto"``, ``"triton"`` or ``"torch"``; default: :func:`get_backend`.
 
     Returns:
-        ``(N, C, H, W)``, equal to ``F.conv2d(x, weight, bias, padding=k // 2, groups=C)``.
+        ``(N, C, H, W)``, equal to
+        ``F.conv2d(x, weight, bias, padding=dilation * (k // 2), dilation=dilation, groups=C)``.
     """
     if x.dim() != 4 or weight.dim() != 4 or weight.shape[0] != x.shape[1] or weight.shape[1] != 1:
         raise ValueError(
@@ -253,23 +266,26 @@ def depthwise_conv2d(
     kh, kw = weight.shape[-2:]
     if kh != kw or kh % 2 == 0:
         raise ValueError(f"depthwise conv needs a square odd kernel for 'same' padding, got {kh}x{kw}")
+    if isinstance(dilation, bool) or not isinstance(dilation, int) or dilation < 1:
+        raise ValueError(f"depthwise conv dilation must be an int >= 1, got {dilation!r}")
     choice = _check_backend(backend) if backend is not None else get_backend()
     if _exporting():
-        return _torch_conv(x, weight, bias)
-    weight = crop_kernel(weight, x.shape[2], x.shape[3])
-    if not _use_triton(x, weight.shape[-1], choice):
-        return _torch_conv(x, weight, bias)
+        return _torch_conv(x, weight, bias, dilation)
+    weight = crop_kernel(weight, x.shape[2], x.shape[3], dilation)
+    if not _use_triton(x, weight.shape[-1], dilation, choice):
+        return _torch_conv(x, weight, bias, dilation)
     if torch.is_autocast_enabled(x.device.type):
         dtype = torch.get_autocast_dtype(x.device.type)
         x, weight = x.to(dtype), weight.to(dtype)
     elif weight.dtype != x.dtype:
         raise ValueError(f"input dtype {x.dtype} and weight dtype {weight.dtype} differ; cast one of them")
     bias = bias.to(x.dtype) if bias is not None else None
-    return DepthwiseConv2dFunction.apply(x, weight, bias)
+    return DepthwiseConv2dFunction.apply(x, weight, bias, dilation)
 
 
 class DepthwiseConv2d(nn.Conv2d):
-    """Drop-in for ``nn.Conv2d(C, C, k, padding=k // 2, groups=C, bias=bias)`` on the fast dispatch.
+    """Drop-in for ``nn.Conv2d(C, C, k, padding=dilation * (k // 2), dilation=dilation, groups=C, bias=bias)``
+    on the fast dispatch.
 
     Same parameters, state-dict keys (``weight (C, 1, k, k)``, ``bias (C,)``) and ``isinstance``
     relation as the ``nn.Conv2d`` it replaces, so checkpoints, re-parameterization, export and
@@ -281,17 +297,21 @@ class DepthwiseConv2d(nn.Conv2d):
         channels: int,
         kernel_size: int,
         bias: bool = True,
+        dilation: int = 1,
         backend: str | None = None,
         device: torch.device | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"a 'same'-padded depthwise conv needs an odd kernel size, got {kernel_size}")
+        if dilation < 1:
+            raise ValueError(f"depthwise conv dilation must be >= 1, got {dilation}")
         super().__init__(
             channels,
             channels,
             kernel_size,
-            padding=kernel_size // 2,
+            padding=dilation * (kernel_size // 2),
+            dilation=dilation,
             groups=channels,
             bias=bias,
             device=device,
@@ -300,4 +320,4 @@ class DepthwiseConv2d(nn.Conv2d):
         self.backend = None if backend is None else _check_backend(backend)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return depthwise_conv2d(x, self.weight, self.bias, backend=self.backend)
+        return depthwise_conv2d(x, self.weight, self.bias, self.dilation[0], self.backend)

@@ -1,4 +1,4 @@
-"""Triton kernels for a stride-1, 'same'-padded depthwise convolution with an odd k x k kernel.
+"""Triton kernels for a stride-1, 'same'-padded depthwise convolution with an odd k x k kernel, any dilation.
 
 Imported lazily (only when the Triton path is first used), because Triton reads ``TRITON_INTERPRET``
 when a kernel is defined: set it before the first Triton call to run these kernels on the CPU.
@@ -13,14 +13,17 @@ stays near 2x cuDNN):
   value feeds up to ``TILE_H`` FMAs from registers instead of one. Channels are the vectorised axis
   for channels_last tensors; for contiguous (NCHW) tensors Triton sees the unit stride of W instead
   and coalesces along it (strides equal to 1 are specialised at compile time).
+* Dilation ``d``: a tile's output rows are ``d`` apart (``h0, h0 + d, ...``), so they all read the
+  same input rows ``h0 + d * i`` and the row walk above is unchanged, with input row stride ``d``.
+  Kernel columns are ``d`` apart in the input; ``d = 1`` is the plain kernel.
 * Input gradient: the same kernel on the output gradient with the kernel rotated by 180 degrees
-  (for stride 1 and 'same' padding the transposed convolution is a 'same' convolution).
+  (for stride 1 and 'same' padding the transposed convolution is a 'same' convolution, same dilation).
 * Weight gradient: a program owns one kernel row ``kh`` for ``BLOCK_C`` channels and a slice of the
   ``N * H`` output rows; it loads each output-gradient row segment once and reuses it for all ``k``
   kernel columns. Each slice writes its own fp32 partial sum, and the partials are added in a fixed
   order afterwards: the weight gradient is deterministic (no atomics), bit for bit, run to run.
 
-Tile sizes are autotuned per (channels, height, width, kernel, dtype, memory format) on the GPU
+Tile sizes are autotuned per (channels, height, width, kernel, dilation, dtype, memory format) on the GPU
 (``UNIREPLKNET_DWCONV_AUTOTUNE=0`` uses fixed default tiles instead).
 """
 
@@ -74,9 +77,9 @@ def autotune_enabled() -> bool:
     return not INTERPRETED and os.environ.get("UNIREPLKNET_DWCONV_AUTOTUNE", "1") != "0"
 
 
-def _prune_forward(configs, named_args, **_):
-    # Tiles much larger than the map only burn masked lanes.
-    height, width = named_args["H"], named_args["W"]
+def _prune_forward(configs, named_args, **constants):
+    # Tiles much larger than the map only burn masked lanes; a tile spans every DILATION-th row.
+    height, width = triton.cdiv(named_args["H"], constants["DILATION"]), named_args["W"]
     kept = [
         c
         for c in configs
@@ -104,6 +107,7 @@ def _dwconv_forward_kernel(
     syw,
     X_STRIDE_W: tl.constexpr,  # compile-time, so every tap's column offset is an immediate
     K: tl.constexpr,
+    DILATION: tl.constexpr,
     TAPS_PAD: tl.constexpr,
     TAPS_C: tl.constexpr,
     HAS_BIAS: tl.constexpr,
@@ -117,7 +121,9 @@ def _dwconv_forward_kernel(
     pid_c = tl.program_id(1)
     n = tl.program_id(2).to(tl.int64)
     tiles_w = tl.cdiv(W, TILE_W)
-    h0 = (pid_hw // tiles_w) * TILE_H
+    # Row tiles come in groups of DILATION interleaved tiles covering DILATION * TILE_H rows.
+    tile_h = pid_hw // tiles_w
+    h0 = (tile_h // DILATION) * (TILE_H * DILATION) + tile_h % DILATION
     w0 = (pid_hw % tiles_w) * TILE_W
     PAD: tl.constexpr = K // 2
 
@@ -129,7 +135,7 @@ def _dwconv_forward_kernel(
 
     acc = tl.zeros((TILE_H, TILE_W, BLOCK_C), dtype=ACC_DTYPE)
     for r in range(TILE_H + K - 1):
-        in_row = h0 - PAD + r
+        in_row = h0 + (r - PAD) * DILATION
         # Output row j of the tile reads this input row through kernel row r - j.
         # Out-of-kernel rows of the padded taps are zero: no mask needed.
         kh = r - tile_rows + TAPS_PAD
@@ -137,7 +143,7 @@ def _dwconv_forward_kernel(
         x_row_ok = c_ok[None, :] & (in_row >= 0) & (in_row < H)
         x_row_ptr = x_chan + in_row * sxh
         for kw in tl.static_range(K):
-            in_cols = out_cols + (kw - PAD)
+            in_cols = out_cols + (kw - PAD) * DILATION
             cols_ok = (in_cols >= 0) & (in_cols < W)
             xv = tl.load(x_row_ptr + in_cols[:, None] * X_STRIDE_W, mask=cols_ok[:, None] & x_row_ok, other=0.0)
             wv = tl.load(w_row_ptr + kw * TAPS_C)
@@ -145,7 +151,7 @@ def _dwconv_forward_kernel(
 
     if HAS_BIAS:
         acc += tl.load(b_ptr + offs_c, mask=c_ok, other=0.0).to(ACC_DTYPE)[None, None, :]
-    out_rows = h0 + tile_rows
+    out_rows = h0 + tile_rows * DILATION
     y_off = n * syn + out_rows[:, None, None] * syh + out_cols[None, :, None] * syw + offs_c[None, None, :] * syc
     y_ok = (out_rows < H)[:, None, None] & (out_cols < W)[None, :, None] & c_ok[None, None, :]
     tl.store(y_ptr + y_off, acc.to(y_ptr.dtype.element_ty), mask=y_ok)
@@ -170,6 +176,7 @@ def _dwconv_weight_grad_kernel(
     sgh,
     sgw,
     K: tl.constexpr,
+    DILATION: tl.constexpr,
     K_POW2: tl.constexpr,
     CHANNELS_LAST: tl.constexpr,
     ACC_DTYPE: tl.constexpr,
@@ -192,7 +199,7 @@ def _dwconv_weight_grad_kernel(
     for row in range(row_start, row_end):
         n = (row // H).to(tl.int64)
         out_row = row % H
-        in_row = out_row + kh - PAD
+        in_row = out_row + (kh - PAD) * DILATION
         row_ok = (in_row >= 0) & (in_row < H)
         g_row_ptr = g_ptr + n * sgn + out_row * sgh + offs_c[None, :] * sgc
         x_row_ptr = x_ptr + n * sxn + in_row * sxh + offs_c[None, None, :] * sxc
@@ -200,7 +207,7 @@ def _dwconv_weight_grad_kernel(
             out_cols = w0 + tl.arange(0, TILE_W)
             g_ok = (out_cols < W)[:, None] & c_ok[None, :] & row_ok
             gv = tl.load(g_row_ptr + out_cols[:, None] * sgw, mask=g_ok, other=0.0).to(ACC_DTYPE)
-            in_cols = out_cols[None, :] + kws[:, None] - PAD  # (K_POW2, TILE_W)
+            in_cols = out_cols[None, :] + (kws[:, None] - PAD) * DILATION  # (K_POW2, TILE_W)
             x_ok = ((in_cols >= 0) & (in_cols < W) & kw_ok[:, None])[:, :, None] & g_ok[None, :, :]
             xv = tl.load(x_row_ptr + in_cols[:, :, None] * sxw, mask=x_ok, other=0.0).to(ACC_DTYPE)
             acc += xv * gv[None, :, :]
@@ -210,7 +217,7 @@ def _dwconv_weight_grad_kernel(
     tl.store(out_ptr, dw, mask=kw_ok[:, None] & c_ok[None, :])
 
 
-_TUNE_KEY = ["C", "H", "W", "K", "CHANNELS_LAST"]  # plus the tensors' dtypes, which Triton always adds
+_TUNE_KEY = ["C", "H", "W", "K", "DILATION", "CHANNELS_LAST"]  # plus the tensors' dtypes, which Triton always adds
 _dwconv_forward_tuned = triton.autotune(
     configs=[_config({"TILE_H": th, "TILE_W": tw, "BLOCK_C": bc}, nw) for th, tw, bc, nw in FORWARD_TILES],
     key=_TUNE_KEY,
@@ -229,13 +236,22 @@ def _is_channels_last(x: torch.Tensor) -> bool:
     return x.stride(1) == 1 and x.shape[1] > 1
 
 
-def dwconv_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """``y = conv2d(x, weight, bias, padding=k // 2, groups=C)`` with the Triton kernel.
+def _kernel_and_meta(tuned, plain, default_meta) -> tuple[object, dict[str, int]]:
+    """The autotuned kernel, or the plain one with ``default_meta()``'s fixed tiles."""
+    if autotune_enabled():
+        return tuned, {}
+    tiles, num_warps = default_meta()
+    return plain, {**tiles, "num_warps": num_warps, "num_stages": 1}
+
+
+def dwconv_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, dilation: int = 1) -> torch.Tensor:
+    """``y = conv2d(x, weight, bias, padding=dilation * (k // 2), dilation=dilation, groups=C)`` in Triton.
 
     Args:
         x: ``(N, C, H, W)``, any strides (channels_last and contiguous are the fast ones).
         weight: ``(C, 1, k, k)``, odd ``k``.
         bias: ``(C,)`` or None.
+        dilation: spacing of the kernel taps, >= 1.
 
     Returns:
         ``(N, C, H, W)`` in ``x``'s dtype and memory format.
@@ -251,14 +267,13 @@ def dwconv_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
         return y
 
     def grid(meta):
-        return (triton.cdiv(h, meta["TILE_H"]) * triton.cdiv(w, meta["TILE_W"]), triton.cdiv(c, meta["BLOCK_C"]), n)
+        row_tiles = triton.cdiv(h, meta["TILE_H"] * dilation) * dilation
+        return (row_tiles * triton.cdiv(w, meta["TILE_W"]), triton.cdiv(c, meta["BLOCK_C"]), n)
 
     channels_last = _is_channels_last(x)
-    if autotune_enabled():
-        kernel, meta = _dwconv_forward_tuned, {}
-    else:
-        tiles, num_warps = _default_forward_meta(c, channels_last)
-        kernel, meta = _dwconv_forward_kernel, {**tiles, "num_warps": num_warps, "num_stages": 1}
+    kernel, meta = _kernel_and_meta(
+        _dwconv_forward_tuned, _dwconv_forward_kernel, lambda: _default_forward_meta(c, channels_last)
+    )
     kernel[grid](
         x,
         taps,
@@ -271,6 +286,7 @@ def dwconv_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
         *y.stride(),
         X_STRIDE_W=x.stride(3),
         K=k,
+        DILATION=dilation,
         TAPS_PAD=TAPS_PAD,
         TAPS_C=taps_c,
         HAS_BIAS=bias is not None,
@@ -289,13 +305,14 @@ def _num_splits(rows: int, k: int, channels: int, device: torch.device) -> int:
     return max(1, min(rows, triton.cdiv(programs, per_split_programs), 256))
 
 
-def dwconv_weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kernel_size: int) -> torch.Tensor:
+def dwconv_weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kernel_size: int, dilation: int = 1) -> torch.Tensor:
     """Deterministic gradient of the depthwise convolution w.r.t. its ``(C, 1, k, k)`` weight.
 
     Args:
         x: the forward input ``(N, C, H, W)``.
         grad_out: the output gradient, same shape.
         kernel_size: ``k``.
+        dilation: the forward's dilation.
 
     Returns:
         ``(C, 1, k, k)`` in ``x``'s dtype.
@@ -313,11 +330,9 @@ def dwconv_weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kernel_size: int
         return (k, triton.cdiv(c, meta["BLOCK_C"]), splits)
 
     channels_last = _is_channels_last(x)
-    if autotune_enabled():
-        kernel, meta = _dwconv_weight_grad_tuned, {}
-    else:
-        tiles, num_warps = _default_weight_grad_meta(c, channels_last)
-        kernel, meta = _dwconv_weight_grad_kernel, {**tiles, "num_warps": num_warps, "num_stages": 1}
+    kernel, meta = _kernel_and_meta(
+        _dwconv_weight_grad_tuned, _dwconv_weight_grad_kernel, lambda: _default_weight_grad_meta(c, channels_last)
+    )
     kernel[grid](
         x,
         grad_out,
@@ -330,6 +345,7 @@ def dwconv_weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kernel_size: int
         *x.stride(),
         *grad_out.stride(),
         K=k,
+        DILATION=dilation,
         K_POW2=triton.next_power_of_2(k),
         CHANNELS_LAST=channels_last,
         ACC_DTYPE=tl_acc,
