@@ -194,10 +194,7 @@ def evaluate_cmd(
     overrides = _overrides(
         sets, {"data.root": str(data) if data is not None else None, "data.eval_batch_size": batch_size}
     )
-    from .engine.speed import crop_unreachable_taps
-
     task_obj, model, dataset = _load_model(checkpoint, config, task, overrides, need_data=True)
-    crop_unreachable_taps(model)
     target = pick_device(device)
     model.to(target)
     cfg = task_obj.cfg

@@ -45,7 +45,6 @@ from .data import eval_loader, fixed_subset, to_device, train_loader
 from .evaluate import autocast, evaluate
 from .progress import TrainProgress, console, summary_table
 from .report import append_jsonl, plot_curves, read_jsonl, truncate_jsonl
-from .speed import crop_unreachable_taps
 
 __all__ = ["train", "RunPaths", "new_run_dir", "build_task", "CRASH_ENV"]
 
@@ -111,7 +110,6 @@ class _Trainer:
         self.final_set = self.eval_set if test_set is None else test_set
         self.epoch_eval_set = fixed_subset(self.eval_set, tcfg["epoch_eval_size"], seed=tcfg["seed"])
         model = self.task.build_model()
-        crop_unreachable_taps(model)
         if cfg["model"]["sync_bn"] and self.dist.enabled:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model.to(self.device)
