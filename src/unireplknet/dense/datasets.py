@@ -24,12 +24,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch.utils.data import Dataset
 
+from ..data.folders import IMAGE_EXTENSIONS
+from ..data.folders import read_image as read_pil_image
+
 __all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
-    "IMAGE_SUFFIXES",
     "read_image",
     "read_mask",
     "segmentation_split",
@@ -40,9 +41,6 @@ __all__ = [
     "collate_detection",
 ]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 _LAYOUTS = {
     "ade20k": {
         "train": ("images/training", "annotations/training"),
@@ -54,11 +52,7 @@ _LAYOUTS = {
 
 def read_image(path: str | Path) -> torch.Tensor:
     """An image file as ``(3, H, W)`` float in [0, 1] (grey and RGBA converted to RGB)."""
-    try:
-        with Image.open(path) as img:
-            array = np.asarray(img.convert("RGB"))
-    except (OSError, ValueError) as e:
-        raise ValueError(f"cannot read image {path}: {e}") from None
+    array = np.asarray(read_pil_image(path, "RGB"))
     return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255)
 
 
@@ -102,8 +96,8 @@ class SegmentationTransform:
         ratio_range: Sequence[float] = (0.5, 2.0),
         flip: float = 0.5,
         ignore_index: int = 255,
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
+        mean: Sequence[float] = IMAGENET_DEFAULT_MEAN,
+        std: Sequence[float] = IMAGENET_DEFAULT_STD,
     ) -> None:
         if train and scale is None:
             raise ValueError("training needs a scale (the shorter side before random rescaling)")
@@ -170,7 +164,7 @@ class SegmentationFolder(Dataset):
             if not folder.is_dir():
                 raise ValueError(f"dataset folder not found: {folder}")
         masks = {p.stem: p for p in masks_dir.iterdir() if p.suffix.lower() == ".png"}
-        images = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        images = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
         self.samples = [(p, masks[p.stem]) for p in images if p.stem in masks]
         if not self.samples:
             raise ValueError(f"no image in {images_dir} has a mask of the same name (.png) in {masks_dir}")
