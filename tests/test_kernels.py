@@ -169,16 +169,17 @@ from triton.compiler import ASTSource
 
 from unireplknet.kernels import triton_dwconv as k
 
-common = {"K": 13, "DILATION": 1, "CHANNELS_LAST": True, "ACC_DTYPE": tl.float32, "BLOCK_C": 64, "TILE_W": 8}
+common = {"K": 13, "CHANNELS_LAST": True, "ACC_DTYPE": tl.float32, "BLOCK_C": 64, "TILE_W": 8}
 forward = {**common, "TILE_H": 4, "sxc": 1, "syc": 1, "X_STRIDE_W": 320, "TAPS_PAD": 7, "TAPS_C": 384, "HAS_BIAS": True}
 forward_pointers = {"x_ptr": "*bf16", "w_ptr": "*fp32", "b_ptr": "*bf16", "y_ptr": "*bf16"}
 cases = [
-    (k._dwconv_forward_kernel, forward_pointers, forward),
-    (k._dwconv_forward_kernel, forward_pointers, {**forward, "K": 3, "DILATION": 5}),
+    # Dilation 1 is specialised to a constant (like unit strides); other dilations are a run-time i32.
+    (k._dwconv_forward_kernel, forward_pointers, {**forward, "dilation": 1}),
+    (k._dwconv_forward_kernel, forward_pointers, {**forward, "K": 3}),
     (
         k._dwconv_weight_grad_kernel,
         {"x_ptr": "*bf16", "g_ptr": "*bf16", "partial_ptr": "*fp32"},
-        {**common, "K": 3, "DILATION": 5, "sxc": 1, "sgc": 1, "K_POW2": 4},
+        {**common, "K": 3, "sxc": 1, "sgc": 1, "K_POW2": 4},
     ),
 ]
 for kernel, pointers, constants in cases:

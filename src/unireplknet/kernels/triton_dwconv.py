@@ -78,8 +78,8 @@ def autotune_enabled() -> bool:
 
 
 def _prune_forward(configs, named_args, **constants):
-    # Tiles much larger than the map only burn masked lanes; a tile spans every DILATION-th row.
-    height, width = triton.cdiv(named_args["H"], constants["DILATION"]), named_args["W"]
+    # Tiles much larger than the map only burn masked lanes; a tile spans every dilation-th row.
+    height, width = triton.cdiv(named_args["H"], named_args["dilation"]), named_args["W"]
     kept = [
         c
         for c in configs
@@ -98,6 +98,7 @@ def _dwconv_forward_kernel(
     C,
     H,
     W,
+    dilation,  # a run-time value: one compiled variant serves every dilation > 1 (1 is specialised)
     sxn,
     sxc,
     sxh,
@@ -107,7 +108,6 @@ def _dwconv_forward_kernel(
     syw,
     X_STRIDE_W: tl.constexpr,  # compile-time, so every tap's column offset is an immediate
     K: tl.constexpr,
-    DILATION: tl.constexpr,
     TAPS_PAD: tl.constexpr,
     TAPS_C: tl.constexpr,
     HAS_BIAS: tl.constexpr,
@@ -121,9 +121,9 @@ def _dwconv_forward_kernel(
     pid_c = tl.program_id(1)
     n = tl.program_id(2).to(tl.int64)
     tiles_w = tl.cdiv(W, TILE_W)
-    # Row tiles come in groups of DILATION interleaved tiles covering DILATION * TILE_H rows.
+    # Row tiles come in groups of `dilation` interleaved tiles covering dilation * TILE_H rows.
     tile_h = pid_hw // tiles_w
-    h0 = (tile_h // DILATION) * (TILE_H * DILATION) + tile_h % DILATION
+    h0 = (tile_h // dilation) * (TILE_H * dilation) + tile_h % dilation
     w0 = (pid_hw % tiles_w) * TILE_W
     PAD: tl.constexpr = K // 2
 
@@ -135,7 +135,7 @@ def _dwconv_forward_kernel(
 
     acc = tl.zeros((TILE_H, TILE_W, BLOCK_C), dtype=ACC_DTYPE)
     for r in range(TILE_H + K - 1):
-        in_row = h0 + (r - PAD) * DILATION
+        in_row = h0 + (r - PAD) * dilation
         # Output row j of the tile reads this input row through kernel row r - j.
         # Out-of-kernel rows of the padded taps are zero: no mask needed.
         kh = r - tile_rows + TAPS_PAD
@@ -143,7 +143,7 @@ def _dwconv_forward_kernel(
         x_row_ok = c_ok[None, :] & (in_row >= 0) & (in_row < H)
         x_row_ptr = x_chan + in_row * sxh
         for kw in tl.static_range(K):
-            in_cols = out_cols + (kw - PAD) * DILATION
+            in_cols = out_cols + (kw - PAD) * dilation
             cols_ok = (in_cols >= 0) & (in_cols < W)
             xv = tl.load(x_row_ptr + in_cols[:, None] * X_STRIDE_W, mask=cols_ok[:, None] & x_row_ok, other=0.0)
             wv = tl.load(w_row_ptr + kw * TAPS_C)
@@ -151,7 +151,7 @@ def _dwconv_forward_kernel(
 
     if HAS_BIAS:
         acc += tl.load(b_ptr + offs_c, mask=c_ok, other=0.0).to(ACC_DTYPE)[None, None, :]
-    out_rows = h0 + tile_rows * DILATION
+    out_rows = h0 + tile_rows * dilation
     y_off = n * syn + out_rows[:, None, None] * syh + out_cols[None, :, None] * syw + offs_c[None, None, :] * syc
     y_ok = (out_rows < H)[:, None, None] & (out_cols < W)[None, :, None] & c_ok[None, None, :]
     tl.store(y_ptr + y_off, acc.to(y_ptr.dtype.element_ty), mask=y_ok)
@@ -165,6 +165,7 @@ def _dwconv_weight_grad_kernel(
     C,
     H,
     W,
+    dilation,
     rows_total,  # N * H output rows
     rows_per_split,
     sxn,
@@ -176,7 +177,6 @@ def _dwconv_weight_grad_kernel(
     sgh,
     sgw,
     K: tl.constexpr,
-    DILATION: tl.constexpr,
     K_POW2: tl.constexpr,
     CHANNELS_LAST: tl.constexpr,
     ACC_DTYPE: tl.constexpr,
@@ -199,7 +199,7 @@ def _dwconv_weight_grad_kernel(
     for row in range(row_start, row_end):
         n = (row // H).to(tl.int64)
         out_row = row % H
-        in_row = out_row + (kh - PAD) * DILATION
+        in_row = out_row + (kh - PAD) * dilation
         row_ok = (in_row >= 0) & (in_row < H)
         g_row_ptr = g_ptr + n * sgn + out_row * sgh + offs_c[None, :] * sgc
         x_row_ptr = x_ptr + n * sxn + in_row * sxh + offs_c[None, None, :] * sxc
@@ -207,7 +207,7 @@ def _dwconv_weight_grad_kernel(
             out_cols = w0 + tl.arange(0, TILE_W)
             g_ok = (out_cols < W)[:, None] & c_ok[None, :] & row_ok
             gv = tl.load(g_row_ptr + out_cols[:, None] * sgw, mask=g_ok, other=0.0).to(ACC_DTYPE)
-            in_cols = out_cols[None, :] + (kws[:, None] - PAD) * DILATION  # (K_POW2, TILE_W)
+            in_cols = out_cols[None, :] + (kws[:, None] - PAD) * dilation  # (K_POW2, TILE_W)
             x_ok = ((in_cols >= 0) & (in_cols < W) & kw_ok[:, None])[:, :, None] & g_ok[None, :, :]
             xv = tl.load(x_row_ptr + in_cols[:, :, None] * sxw, mask=x_ok, other=0.0).to(ACC_DTYPE)
             acc += xv * gv[None, :, :]
@@ -217,7 +217,7 @@ def _dwconv_weight_grad_kernel(
     tl.store(out_ptr, dw, mask=kw_ok[:, None] & c_ok[None, :])
 
 
-_TUNE_KEY = ["C", "H", "W", "K", "DILATION", "CHANNELS_LAST"]  # plus the tensors' dtypes, which Triton always adds
+_TUNE_KEY = ["C", "H", "W", "K", "dilation", "CHANNELS_LAST"]  # plus the tensors' dtypes, which Triton always adds
 _dwconv_forward_tuned = triton.autotune(
     configs=[_config({"TILE_H": th, "TILE_W": tw, "BLOCK_C": bc}, nw) for th, tw, bc, nw in FORWARD_TILES],
     key=_TUNE_KEY,
@@ -282,11 +282,11 @@ def dwconv_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
         c,
         h,
         w,
+        dilation,
         *x.stride()[:3],
         *y.stride(),
         X_STRIDE_W=x.stride(3),
         K=k,
-        DILATION=dilation,
         TAPS_PAD=TAPS_PAD,
         TAPS_C=taps_c,
         HAS_BIAS=bias is not None,
@@ -340,12 +340,12 @@ def dwconv_weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kernel_size: int
         c,
         h,
         w,
+        dilation,
         rows,
         rows_per_split,
         *x.stride(),
         *grad_out.stride(),
         K=k,
-        DILATION=dilation,
         K_POW2=triton.next_power_of_2(k),
         CHANNELS_LAST=channels_last,
         ACC_DTYPE=tl_acc,
