@@ -47,6 +47,10 @@ def test_time_features_match_pandas():
     feats = time_features(stamps)
     assert feats.shape == (60, 4) and feats.dtype == np.float32
     np.testing.assert_allclose(feats, expected, atol=1e-6)
+    np.testing.assert_array_equal(time_features(stamps, ["day_of_month", "hour"]), feats[:, [2, 0]])
+    assert time_features(stamps, []).shape == (60, 0)
+    with pytest.raises(ValueError, match="choose from hour"):
+        time_features(stamps, ["month"])
 
 
 def test_chronological_split_never_shares_targets():
@@ -125,6 +129,36 @@ def test_forecaster_fits_a_sine():
         loss.backward()
         opt.step()
     assert min(losses[-3:]) < 0.3 * losses[0]
+
+
+def test_linear_skip_starts_at_the_window_mean_and_composes_with_denormalisation():
+    model = tiny_forecaster(linear_skip=True)
+    x, x_mark = torch.randn(2, 16, 3) * 4 + 20, torch.rand(2, 16, 4) - 0.5
+    with torch.no_grad():
+        # zero-initialised skip and head: the forecast is the window mean, whatever the trunk computes
+        torch.testing.assert_close(model(x, x_mark), x.mean(1, keepdim=True).expand(2, 4, 3))
+        # a skip that copies the last normalised value is persistence once de-normalised
+        model.skip.weight[:, -1] = 1.0
+        torch.testing.assert_close(model(x, x_mark), x[:, -1:].expand(2, 4, 3), atol=1e-3, rtol=1e-4)
+        # the trunk's correction is added on the normalised scale
+        model.head[-1].bias.fill_(0.5)
+        std = x.std(1, unbiased=False, keepdim=True)
+        torch.testing.assert_close(model(x, x_mark), (x[:, -1:] + 0.5 * std).expand(2, 4, 3), atol=1e-3, rtol=1e-4)
+    assert tiny_forecaster().skip is None  # the paper's forecaster by default
+
+
+def test_linear_skip_trains_the_trunk():
+    model = tiny_forecaster(linear_skip=True, num_time_features=0).train()
+    trunk_before = [p.detach().clone() for p in model.trunk.parameters()]
+    x = torch.randn(4, 16, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(2):  # step 1 moves the zero-initialised head, step 2 reaches the trunk through it
+        loss = torch.nn.functional.mse_loss(model(x), x[:, -4:])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert model.skip.weight.abs().sum() > 0 and model.head[-1].weight.abs().sum() > 0
+    assert any(not torch.equal(a, b) for a, b in zip(trunk_before, model.trunk.parameters(), strict=True))
 
 
 def test_backbone_must_be_headless():

@@ -116,9 +116,29 @@ def test_corrformer_layout_with_value_scale(tmp_path):
     assert metrics.compute() == {"mse": 1.0, "mae": 1.0}
 
 
+def test_time_feature_selection(csv_path):
+    task = make_task(
+        {"dataset": "csv", "path": str(csv_path), "columns": None},
+        forecast={**TINY_FORECAST, "time_features": ["hour"]},
+    )
+    _, val = task.build_datasets()
+    (x, x_mark), _ = val[0]
+    assert x_mark.shape == (16, 1)
+    model = task.build_model()
+    assert model.embed.time.in_features == 1
+    assert model((x[None], x_mark[None])).shape == (1, 4, 3)
+    assert len(task.predict(model, [csv_path])[0]["forecast"]) == 4
+    none = make_task(
+        {"dataset": "csv", "path": str(csv_path), "columns": None}, forecast={**TINY_FORECAST, "time_features": False}
+    )
+    assert none.build_model().embed.time is None and none.predict(none.build_model(), [csv_path])
+
+
 def test_bad_config():
     with pytest.raises(ValueError, match="needs data.path"):
         make_task({"dataset": "csv"}).build_datasets()
+    with pytest.raises(ValueError, match="time_features takes true, false or a list"):
+        make_task({"dataset": "csv"}, forecast={"time_features": "hour"})
     with pytest.raises(ValueError, match="perfect square"):
         make_task({"dataset": "csv"}, forecast={"embed_dim": 5}).build_model()
 

