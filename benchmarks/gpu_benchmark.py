@@ -1,21 +1,26 @@
 """One-command GPU check and benchmark of the Triton depthwise conv and UniRepLKNet (H100-sized).
 
     python benchmarks/gpu_benchmark.py --out "${OUT:-.}/gpu_benchmark.json"
+    python benchmarks/gpu_benchmark.py --smoke --out smoke.json  # no GPU: the checks on tiny shapes,
+                                                                 # on the CPU under Triton's interpreter
 
 Sections, in priority order (the JSON is rewritten after each, so a timeout keeps what finished;
 sections that would start after ``--budget-s`` are recorded as skipped):
 
-1. ``correctness``: every depthwise-conv layer shape of UniRepLKNet-T and -S at 224x224, forward
-   and backward (input, weight and bias gradients), Triton path forced, in bf16/channels_last,
-   fp16/channels_last and fp32/contiguous, against an fp64 reference; cuDNN's own error in the same
-   dtype is reported beside ours. Plus: the weight gradient is bitwise deterministic.
+1. ``correctness``: every depthwise-conv layer shape of UniRepLKNet-T and -S at 224x224 and the
+   dilated re-parameterization branches of UniRepLKNet-T (training structure), forward and backward
+   (input, weight and bias gradients), Triton path forced, in bf16/channels_last, fp16/channels_last
+   and fp32/contiguous, against an fp64 reference; cuDNN's own error in the same dtype is reported
+   beside ours. Plus: the weight gradient is bitwise deterministic.
 2. ``dwconv``: 13x13 depthwise conv at batch 128 on the four UniRepLKNet-T stage shapes, Triton vs
-   cuDNN, forward and forward+backward (bf16 channels_last) and forward (fp32 NCHW); and a kernel-size
-   sweep at 320x14x14 to check the dispatch threshold.
+   cuDNN, forward and forward+backward (bf16 channels_last) and forward (fp32 NCHW); the dilated
+   branches of the 13x13 stages, forward+backward (bf16 channels_last); and a kernel-size sweep at
+   320x14x14 to check the dispatch threshold.
 3. ``inference`` / ``training``: UniRepLKNet-T (re-parameterized for inference; AdamW steps for
    training), batch 128, 224x224: ours (auto dispatch) vs the same model on PyTorch's conv (= the
    reference) vs timm's ConvNeXt-T, in bf16 autocast + channels_last and in fp32 NCHW, eager; then
-   bf16 with ``torch.compile``. Training also reports peak memory.
+   bf16 with ``torch.compile``. Training also reports peak memory and how many depthwise convs
+   (dilated branches separately) ran on the Triton path in an eager step.
 
 Fits in about 6-8 minutes on an H100 (Triton compiles ~1-2 s per kernel variant on first use).
 
@@ -32,6 +37,10 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from unittest import mock
+
+if "--smoke" in sys.argv:  # Triton reads this when first imported, which importing unireplknet does
+    os.environ["TRITON_INTERPRET"] = "1"
 
 import torch
 import torch.nn.functional as F
@@ -39,23 +48,32 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import unireplknet  # noqa: E402
-from unireplknet.kernels import backend, depthwise_conv2d  # noqa: E402
+from unireplknet.kernels import DepthwiseConv2d, DepthwiseConv2dFunction, backend, depthwise_conv2d  # noqa: E402
+from unireplknet.layers import DEFAULT_BRANCHES  # noqa: E402
 
 T_STAGES = [(80, 56), (160, 28), (320, 14), (640, 7)]
-# (channels, size, kernel) of every depthwise conv in UniRepLKNet-T/S at 224x224 (deploy structure).
+# The dilated branches beside each 13x13 kernel of UniRepLKNet-T's training structure (stages 2-4):
+# (channels, size, kernel, dilation).
+T_BRANCHES = [(c, size, k, r) for c, size in T_STAGES[1:] for k, r in DEFAULT_BRANCHES[13] if r > 1]
+# (channels, size, kernel, dilation) of every depthwise conv in UniRepLKNet-T/S at 224x224 (deploy
+# structure), and T's dilated training branches.
 LAYER_SHAPES = {
-    "T": [(80, 56, 3), (160, 28, 13), (320, 14, 13), (320, 14, 3), (640, 7, 13)],
-    "S": [(96, 56, 3), (192, 28, 13), (384, 14, 13), (384, 14, 3), (768, 7, 13)],
+    "T": [(80, 56, 3, 1), (160, 28, 13, 1), (320, 14, 13, 1), (320, 14, 3, 1), (640, 7, 13, 1)],
+    "S": [(96, 56, 3, 1), (192, 28, 13, 1), (384, 14, 13, 1), (384, 14, 3, 1), (768, 7, 13, 1)],
+    "T_branches": T_BRANCHES,
 }
+# --smoke: tiny shapes spanning several interpreter tiles (4 rows x 8 columns x 8 channels): a 13x13
+# kernel cropped to 9x9 on a 5x5 map, and a dilated branch whose 7 rows form 3 interleaved row tiles.
+SMOKE_SHAPES = {"tiny": [(10, 5, 13, 1)], "tiny_branches": [(10, 7, 3, 3)]}
 CHECK_DTYPES = [("bf16", torch.bfloat16, True), ("fp16", torch.float16, True), ("fp32", torch.float32, False)]
 TOLERANCE = {"bf16": 2e-2, "fp16": 3e-3, "fp32": 1e-4}
 
 
 class Report:
-    def __init__(self, path: Path, budget_s: float) -> None:
+    def __init__(self, path: Path, budget_s: float, device: str) -> None:
         self.path, self.budget_s, self.start = path, budget_s, time.time()
         self.data: dict = {
-            "device": torch.cuda.get_device_name(),
+            "device": torch.cuda.get_device_name() if device == "cuda" else "cpu, Triton interpreter",
             "torch": torch.__version__,
             "cuda": torch.version.cuda,
             "cudnn": torch.backends.cudnn.version(),
@@ -112,42 +130,42 @@ def rel_err(actual: torch.Tensor, expected: torch.Tensor) -> float:
 # ---- 1. correctness -----------------------------------------------------------------------------
 
 
-def _conv_and_grads(x, weight, bias, grad, path):
+def _conv_and_grads(x, weight, bias, grad, path, dilation=1):
     x = x.detach().requires_grad_()
     weight = weight.detach().requires_grad_()
     bias = bias.detach().requires_grad_()
-    y = depthwise_conv2d(x, weight, bias, backend=path)
+    y = depthwise_conv2d(x, weight, bias, dilation, backend=path)
     y.backward(grad)
     return y.detach(), x.grad, weight.grad, bias.grad
 
 
-def correctness() -> dict:
+def correctness(shapes: dict = LAYER_SHAPES, device: str = "cuda", batch: int = 4) -> dict:
     tf32 = torch.backends.cudnn.allow_tf32
     torch.backends.cudnn.allow_tf32 = False  # an fp32 cuDNN baseline, not TF32
     try:
-        return _check_all_layers()
+        return _check_all_layers(shapes, device, batch)
     finally:
         torch.backends.cudnn.allow_tf32 = tf32
 
 
-def _check_all_layers() -> dict:
+def _check_all_layers(shapes: dict, device: str, batch: int) -> dict:
     results, failures = [], []
-    for model, shapes in LAYER_SHAPES.items():
-        for channels, size, k in shapes:
-            gen = torch.Generator(device="cuda").manual_seed(channels + k)
-            x64 = torch.randn(4, channels, size, size, device="cuda", dtype=torch.float64, generator=gen)
-            w64 = torch.randn(channels, 1, k, k, device="cuda", dtype=torch.float64, generator=gen) / k
-            b64 = torch.randn(channels, device="cuda", dtype=torch.float64, generator=gen)
-            g64 = torch.randn(x64.shape, device="cuda", dtype=torch.float64, generator=gen)
-            reference = _conv_and_grads(x64, w64, b64, g64, "torch")
+    for model, layers in shapes.items():
+        for channels, size, k, dilation in layers:
+            gen = torch.Generator(device=device).manual_seed(channels + k + dilation)
+            x64 = torch.randn(batch, channels, size, size, device=device, dtype=torch.float64, generator=gen)
+            w64 = torch.randn(channels, 1, k, k, device=device, dtype=torch.float64, generator=gen) / k
+            b64 = torch.randn(channels, device=device, dtype=torch.float64, generator=gen)
+            g64 = torch.randn(x64.shape, device=device, dtype=torch.float64, generator=gen)
+            reference = _conv_and_grads(x64, w64, b64, g64, "torch", dilation)
             for name, dtype, channels_last in CHECK_DTYPES:
                 fmt = torch.channels_last if channels_last else torch.contiguous_format
                 inputs = [t.to(dtype) for t in (x64, w64, b64, g64)]
                 inputs[0] = inputs[0].contiguous(memory_format=fmt)
                 inputs[3] = inputs[3].contiguous(memory_format=fmt)
-                ours = _conv_and_grads(*inputs, "triton")
-                cudnn = _conv_and_grads(*inputs, "torch")
-                row = {"model": model, "C": channels, "HW": size, "k": k, "dtype": name}
+                ours = _conv_and_grads(*inputs, "triton", dilation)
+                cudnn = _conv_and_grads(*inputs, "torch", dilation)
+                row = {"model": model, "C": channels, "HW": size, "k": k, "dilation": dilation, "dtype": name}
                 for label, a, c, e in zip(("y", "dx", "dw", "db"), ours, cudnn, reference, strict=True):
                     row[label] = round(rel_err(a, e), 7)
                     row[label + "_cudnn"] = round(rel_err(c, e), 7)
@@ -157,25 +175,35 @@ def _check_all_layers() -> dict:
                 results.append(row)
                 if not row["ok"]:
                     failures.append(row)
-    # Deterministic weight gradient: two backward passes, bitwise equal.
-    x = torch.randn(32, 320, 14, 14, device="cuda", dtype=torch.bfloat16).contiguous(memory_format=torch.channels_last)
-    w = torch.randn(320, 1, 13, 13, device="cuda", dtype=torch.bfloat16)
-    g = torch.randn_like(x)
-    dw1 = _conv_and_grads(x, w, torch.zeros(320, device="cuda", dtype=torch.bfloat16), g, "triton")[2]
-    dw2 = _conv_and_grads(x, w, torch.zeros(320, device="cuda", dtype=torch.bfloat16), g, "triton")[2]
+    # Deterministic weight gradient: two backward passes, bitwise equal, for the widest plain and
+    # the widest dilated layer.
+    layers = [layer for group in shapes.values() for layer in group]
+    widest = [max((s for s in layers if (s[3] > 1) == dilated), key=lambda s: s[0]) for dilated in (False, True)]
     return {
         "all_ok": not failures,
         "cases": len(results),
         "failures": failures,
-        "weight_grad_deterministic": bool(torch.equal(dw1, dw2)),
+        "weight_grad_deterministic": {
+            "C{}_HW{}_k{}_d{}".format(*layer): _weight_grad_deterministic(*layer, device, 8 * batch) for layer in widest
+        },
         "results": results,
     }
+
+
+def _weight_grad_deterministic(channels, size, k, dilation, device, batch) -> bool:
+    x = torch.randn(batch, channels, size, size, device=device, dtype=torch.bfloat16)
+    x = x.contiguous(memory_format=torch.channels_last)
+    w = torch.randn(channels, 1, k, k, device=device, dtype=torch.bfloat16)
+    b, g = torch.zeros(channels, device=device, dtype=torch.bfloat16), torch.randn_like(x)
+    dw1 = _conv_and_grads(x, w, b, g, "triton", dilation)[2]
+    dw2 = _conv_and_grads(x, w, b, g, "triton", dilation)[2]
+    return bool(torch.equal(dw1, dw2))
 
 
 # ---- 2. depthwise conv speed --------------------------------------------------------------------
 
 
-def _dw_case(channels, size, k, dtype, channels_last, backward, batch=128):
+def _dw_case(channels, size, k, dtype, channels_last, backward, batch=128, dilation=1):
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     x = torch.randn(batch, channels, size, size, device="cuda", dtype=dtype).contiguous(memory_format=fmt)
     w = (torch.randn(channels, 1, k, k, device="cuda", dtype=dtype) / k).requires_grad_(backward)
@@ -187,7 +215,7 @@ def _dw_case(channels, size, k, dtype, channels_last, backward, batch=128):
 
         def step(path=path):
             with torch.set_grad_enabled(backward):
-                y = depthwise_conv2d(x, w, b, backend=path)
+                y = depthwise_conv2d(x, w, b, dilation, backend=path)
                 return (y, *torch.autograd.grad(y, (x, w, b), grad)) if backward else (y,)
 
         results[path] = step()  # also tunes the Triton tiles for this shape
@@ -208,9 +236,20 @@ def dwconv() -> dict:
             "bf16_cl_fwd_bwd": _dw_case(channels, size, 13, torch.bfloat16, True, True),
             "fp32_nchw_fwd": _dw_case(channels, size, 13, torch.float32, False, False),
         }
+    branches = {
+        f"{c}x{size}x{size}_k{k}_d{r}": _dw_case(c, size, k, torch.bfloat16, True, True, dilation=r)
+        for c, size, k, r in T_BRANCHES
+    }
     sweep = {f"k{k}": _dw_case(320, 14, k, torch.bfloat16, True, False) for k in (5, 7)}
     targets = [r[m]["speedup_vs_cudnn"] >= 10 for r in rows.values() for m in ("bf16_cl_fwd", "bf16_cl_fwd_bwd")]
-    return {"stages": rows, "dispatch_sweep_320x14x14_bf16_cl_fwd": sweep, "target_10x_met": all(targets)}
+    return {
+        "stages": rows,
+        "dilated_branches_bf16_cl_fwd_bwd": branches,
+        # The auto dispatch sends every dilated branch to Triton: this says whether that is right.
+        "dilated_branches_all_faster": all(r["speedup_vs_cudnn"] > 1 for r in branches.values()),
+        "dispatch_sweep_320x14x14_bf16_cl_fwd": sweep,
+        "target_10x_met": all(targets),
+    }
 
 
 # ---- 3. models ----------------------------------------------------------------------------------
@@ -298,7 +337,10 @@ def training(report: Report, compiled: bool) -> dict:
                     optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
 
-                step()  # optimizer state exists before peak memory is measured
+                if compiled or name != "unireplknet_t":
+                    step()  # optimizer state exists before peak memory is measured
+                else:
+                    entry[key + "_triton_path"] = triton_path_audit(model, step)
                 torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats()
                 entry[key + "_img_s"] = round(128 / cuda_time_ms(step, warmup=2, reps=6) * 1000, 1)
@@ -315,7 +357,41 @@ def training(report: Report, compiled: bool) -> dict:
             "ours_vs_torch_conv>=3.5": bf16["ours_vs_torch_conv"] >= 3.5,
             "peak_memory_not_higher": bf16.get("peak_memory_not_higher"),
         }
+        if "ours_triton_path" in bf16:
+            audit = bf16["ours_triton_path"]
+            results["targets"]["dilated_branches_on_triton"] = audit["dilated_on_triton"] == audit["dilated"]
     return results
+
+
+def triton_path_audit(model: torch.nn.Module, step) -> dict:
+    """Run ``step`` once, counting the depthwise convs that took the Triton path (one forward call each)."""
+    with mock.patch.object(DepthwiseConv2dFunction, "apply", wraps=DepthwiseConv2dFunction.apply) as apply:
+        step()
+    dilations = [call.args[3] for call in apply.call_args_list]
+    convs = [m for m in model.modules() if isinstance(m, DepthwiseConv2d)]
+    return {
+        "depthwise_convs": len(convs),
+        "dilated": sum(m.dilation[0] > 1 for m in convs),
+        "on_triton": len(dilations),
+        "dilated_on_triton": sum(d > 1 for d in dilations),
+    }
+
+
+def smoke(report: Report) -> None:
+    """The CPU-runnable parts on tiny shapes, under Triton's interpreter: no timings."""
+    report.run("correctness", lambda: correctness(SMOKE_SHAPES, "cpu", batch=1))
+
+    def training_audit() -> dict:
+        # On the CPU the auto dispatch keeps PyTorch's conv, so the Triton path is forced here.
+        tiny = dict(depths=(1, 1, 1, 1), dims=(8, 16, 32, 64), kernel_sizes=((3,), (7,), (7,), (3,)))
+        model = unireplknet.create_model("unireplknet_a", num_classes=5, **tiny)
+        x, target = torch.randn(2, 3, 32, 32), torch.tensor([0, 1])
+        with backend("triton"):
+            audit = triton_path_audit(model, lambda: F.cross_entropy(model(x), target).backward())
+        audit["ok"] = audit["on_triton"] == audit["depthwise_convs"] and audit["dilated_on_triton"] == audit["dilated"]
+        return audit
+
+    report.run("training_triton_path", training_audit)
 
 
 def main() -> None:
@@ -326,11 +402,21 @@ def main() -> None:
         "--budget-s", type=float, default=360.0, help="start no new measurement after this many seconds"
     )
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile sections")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="no GPU needed: run the checks on tiny shapes on the CPU (Triton interpreter)",
+    )
     args = parser.parse_args()
-    if not torch.cuda.is_available():
-        raise SystemExit("error: this benchmark needs a CUDA GPU")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    report = Report(args.out, args.budget_s)
+    if args.smoke:
+        report = Report(args.out, args.budget_s, "cpu")
+        smoke(report)
+        print(f"wrote {args.out} in {report.elapsed():.0f}s")
+        return
+    if not torch.cuda.is_available():
+        raise SystemExit("error: this benchmark needs a CUDA GPU (or pass --smoke)")
+    report = Report(args.out, args.budget_s, "cuda")
     # The correctness check runs every shape and dtype on the default tiles (tuning them all would
     # cost minutes of compiling); the speed section checks its tuned tiles against cuDNN's output.
     os.environ["UNIREPLKNET_DWCONV_AUTOTUNE"] = "0"
