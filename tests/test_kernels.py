@@ -82,11 +82,12 @@ def test_forward_and_gradients_match_conv2d(dtype, channels_last, kernel, dilati
 
 @pytest.mark.parametrize(
     ("kernel", "dilation", "size"),
-    [(3, 1, (8, 9)), (7, 1, (8, 9)), (3, 4, (10, 9)), (7, 2, (5, 6))],
-    ids=["k3", "k7", "k3_d4", "k7_d2_cropped"],
+    [(3, 1, (8, 9)), (7, 1, (8, 9)), (3, 4, (10, 9)), (13, 1, (2, 5)), (7, 2, (3, 5))],
+    ids=["k3", "k7", "k3_d4", "k13_cropped", "k7_d2_cropped"],
 )
 def test_kernel_sizes_and_dilations_batch_one(kernel, dilation, size):
     # k3_d4: 10 rows at d = 4 are 4 interleaved row tiles with 3, 3, 2 and 2 valid rows.
+    # The cropped cases' maps are not square: the Triton path crops to a square kernel (9x9, 5x5).
     x, weight, b = _inputs((1, 3, *size), kernel, torch.float32, channels_last=True)
     y = depthwise_conv2d(x, weight, b, dilation, backend="triton")
     expected = _reference(x, weight, b, torch.zeros_like(x), dilation)[0]

@@ -271,9 +271,12 @@ def depthwise_conv2d(
     choice = _check_backend(backend) if backend is not None else get_backend()
     if _exporting():
         return _torch_conv(x, weight, bias, dilation)
-    weight = crop_kernel(weight, x.shape[2], x.shape[3], dilation)
-    if not _use_triton(x, weight.shape[-1], dilation, choice):
-        return _torch_conv(x, weight, bias, dilation)
+    height, width = x.shape[2:]
+    # The Triton kernels take square kernels: crop to the reach of the map's longer side.
+    square = crop_kernel(weight, max(height, width), max(height, width), dilation)
+    if not _use_triton(x, square.shape[-1], dilation, choice):
+        return _torch_conv(x, crop_kernel(weight, height, width, dilation), bias, dilation)
+    weight = square
     if torch.is_autocast_enabled(x.device.type):
         dtype = torch.get_autocast_dtype(x.device.type)
         x, weight = x.to(dtype), weight.to(dtype)
