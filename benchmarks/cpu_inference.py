@@ -7,16 +7,21 @@ All contenders run interleaved, round after round, in one process, and each figu
 its rounds: on a shared machine the absolute numbers are noisy, the ratios to the same-run ConvNeXt-T
 baseline (its best memory format) are what to read.
 
-Contenders (224x224, fp32):
+Contenders (224x224, fp32 unless named ``_bf16``):
 
 * ``ref_nchw`` / ``ref_cl``: the re-parameterized model with plain ``nn.Conv2d`` depthwise convs, as
   the reference runs it, in NCHW and channels_last;
-* ``ours``: :func:`unireplknet.fast.optimize_for_inference` (channels_last, fused SE/GRN, the
-  per-device depthwise-conv dispatch);
+* ``ours``: :func:`unireplknet.fast.optimize_for_inference` (channels_last, oneDNN-fused FFN with SE,
+  GRN and the residual folded in, the per-device depthwise-conv dispatch);
 * ``convnext_nchw`` / ``convnext_cl``: timm's ConvNeXt-T;
+* ``ours_bf16`` / ``convnext_bf16``: both models cast to bf16, channels_last (ratio to each other);
 * ``ours_onnxrt`` / ``convnext_onnxrt``: the same models exported to ONNX, on ONNX Runtime's CPU
-  provider with the same thread count;
-* with ``--compile``: ``ours_compiled`` and ``convnext_compiled`` (``torch.compile``, best format).
+  provider with the same thread count (ratio to each other);
+* with ``--compile``: ``ours_compiled`` and ``convnext_compiled`` (``torch.compile``, inductor, best
+  format; ratio to each other), and the summary line compares the best fp32 PyTorch figure of each
+  model, compiled or not.
+
+fp32 PyTorch contenders are compared with ConvNeXt-T in its best eager memory format.
 """
 
 from __future__ import annotations
@@ -65,13 +70,13 @@ def plain_convs(model: nn.Module) -> nn.Module:
     return model
 
 
-def _torch_runner(model: nn.Module, channels_last: bool) -> Runner:
+def _torch_runner(model: nn.Module, channels_last: bool, dtype: torch.dtype = torch.float32) -> Runner:
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.eval().to(memory_format=fmt)
+    model = model.eval().to(dtype=dtype, memory_format=fmt)
 
     def run(x: torch.Tensor) -> object:
         with torch.inference_mode():
-            return model(x.contiguous(memory_format=fmt))
+            return model(x.to(dtype).contiguous(memory_format=fmt))
 
     return run
 
@@ -100,6 +105,8 @@ def build_contenders(threads: int, compile_models: bool, workdir: Path) -> dict[
         "ours": _torch_runner(optimize_for_inference(model), channels_last=True),
         "convnext_nchw": _torch_runner(copy.deepcopy(convnext), channels_last=False),
         "convnext_cl": _torch_runner(copy.deepcopy(convnext), channels_last=True),
+        "ours_bf16": _torch_runner(optimize_for_inference(model), channels_last=True, dtype=torch.bfloat16),
+        "convnext_bf16": _torch_runner(copy.deepcopy(convnext), channels_last=True, dtype=torch.bfloat16),
     }
     try:
         ours_onnx = export_onnx(model, workdir / "unireplknet_t.onnx")
@@ -125,10 +132,15 @@ def build_contenders(threads: int, compile_models: bool, workdir: Path) -> dict[
     return contenders
 
 
+# Wall time by default; --cpu-time switches to the calling thread's CPU time (single-threaded runs
+# only), which time slices taken by other processes on a shared machine do not inflate.
+_clock = time.perf_counter
+
+
 def _time(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
+    start = _clock()
     fn()
-    return time.perf_counter() - start
+    return _clock() - start
 
 
 def benchmark(contenders: dict[str, Runner], rounds: int) -> dict[str, dict[str, float]]:
@@ -153,20 +165,39 @@ def benchmark(contenders: dict[str, Runner], rounds: int) -> dict[str, dict[str,
     }
 
 
+# Contenders compared with their ConvNeXt-T counterpart rather than with eager fp32 ConvNeXt-T.
+PAIRED_BASELINES = {"_bf16": "convnext_bf16", "_onnxrt": "convnext_onnxrt", "_compiled": "convnext_compiled"}
+OURS_FP32 = ("ref_nchw", "ref_cl", "ours", "ours_compiled")
+CONVNEXT_FP32 = ("convnext_nchw", "convnext_cl", "convnext_compiled")
+
+
 def add_ratios(results: dict[str, dict[str, float]]) -> dict[str, str]:
-    """Ratios to ConvNeXt-T in its best format (PyTorch contenders) or on ONNX Runtime (ORT ones)."""
-    torch_names = [n for n in ("convnext_nchw", "convnext_cl") if n in results]
-    best_latency = min(torch_names, key=lambda n: results[n]["batch1_ms_best"])
-    best_throughput = max(torch_names, key=lambda n: results[n]["batch8_img_s_best"])
+    """Ratios to ConvNeXt-T: eager fp32 in its best format, or the paired bf16/ONNX/compiled one."""
+    eager = [n for n in ("convnext_nchw", "convnext_cl") if n in results]
+    best_latency = min(eager, key=lambda n: results[n]["batch1_ms_best"])
+    best_throughput = max(eager, key=lambda n: results[n]["batch8_img_s_best"])
     for name, row in results.items():
-        onnx = name.endswith("onnxrt") and "convnext_onnxrt" in results
-        lat_base = "convnext_onnxrt" if onnx else best_latency
-        thr_base = "convnext_onnxrt" if onnx else best_throughput
+        paired = next((base for suffix, base in PAIRED_BASELINES.items() if name.endswith(suffix)), None)
+        lat_base = paired if paired in results else best_latency
+        thr_base = paired if paired in results else best_throughput
         row["batch1_speed_vs_convnext"] = round(results[lat_base]["batch1_ms_best"] / row["batch1_ms_best"], 2)
         row["batch8_throughput_vs_convnext"] = round(
             row["batch8_img_s_best"] / results[thr_base]["batch8_img_s_best"], 2
         )
     return {"pytorch_batch1_baseline": best_latency, "pytorch_batch8_baseline": best_throughput}
+
+
+def best_against_best(results: dict[str, dict[str, float]]) -> dict[str, object]:
+    """The fastest fp32 PyTorch version of each model (eager or compiled, any format), head to head."""
+    ours = [n for n in OURS_FP32 if n in results]
+    theirs = [n for n in CONVNEXT_FP32 if n in results]
+    summary: dict[str, object] = {}
+    for key, better in (("batch1_ms_best", min), ("batch8_img_s_best", max)):
+        a = better(ours, key=lambda n, key=key: results[n][key])
+        b = better(theirs, key=lambda n, key=key: results[n][key])
+        ratio = results[b][key] / results[a][key] if key.endswith("ms_best") else results[a][key] / results[b][key]
+        summary[key.split("_")[0]] = {"ours": a, "convnext": b, "speed_ratio": round(ratio, 2)}
+    return summary
 
 
 def layers(rounds: int) -> dict[str, dict[str, float]]:
@@ -208,10 +239,23 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds; each figure is the best round")
     parser.add_argument("--compile", action="store_true", help="add torch.compile contenders (slow to compile)")
     parser.add_argument("--layers", action="store_true", help="only time the depthwise-conv layouts per layer")
+    parser.add_argument(
+        "--cpu-time", action="store_true", help="time by thread CPU time (needs --threads 1; for shared machines)"
+    )
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")) / "cpu_inference.json")
     args = parser.parse_args()
+    if args.cpu_time and args.threads != 1:
+        parser.error("--cpu-time measures the calling thread only; use it with --threads 1")
+    if args.cpu_time:
+        global _clock
+        _clock = time.thread_time
     torch.set_num_threads(args.threads)
-    report: dict = {"threads": args.threads, "rounds": args.rounds, "torch": torch.__version__}
+    report: dict = {
+        "threads": args.threads,
+        "rounds": args.rounds,
+        "clock": "thread CPU time" if args.cpu_time else "wall",
+        "torch": torch.__version__,
+    }
     if args.layers:
         report["layers"] = layers(max(args.rounds, 5))
         print(json.dumps(report["layers"], indent=1))
@@ -219,8 +263,14 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as workdir:
             results = benchmark(build_contenders(args.threads, args.compile, Path(workdir)), args.rounds)
         report["baselines"] = add_ratios(results)
+        report["best_against_best"] = best_against_best(results)
         report["results"] = results
         print(markdown(results))
+        for batch, row in report["best_against_best"].items():
+            print(
+                f"best against best, {batch} (fp32, PyTorch): {row['ours']} is {row['speed_ratio']}x "
+                f"the speed of {row['convnext']}"
+            )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(f"wrote {args.out}")

@@ -6,10 +6,12 @@ import pytest
 import torch
 
 import unireplknet
+from unireplknet import fast as fast_module
 from unireplknet.fast import FusedInferenceBlock, optimize_for_inference
 from unireplknet.layers import UniRepLKNetBlock
 
 TINY = {"depths": (1, 1, 1, 1), "dims": (8, 16, 32, 64), "kernel_sizes": ((3,), (7,), (7,), (3,))}
+needs_onednn = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="needs a oneDNN build of PyTorch")
 
 
 def _randomise_norms(model: torch.nn.Module) -> torch.nn.Module:
@@ -23,6 +25,12 @@ def _randomise_norms(model: torch.nn.Module) -> torch.nn.Module:
             module.gamma.data.normal_(0, 0.5)
             module.beta.data.normal_(0, 0.2)
     return model.eval()
+
+
+def _fused_block(channels: int, kernel_size: int) -> tuple[UniRepLKNetBlock, FusedInferenceBlock]:
+    block = _randomise_norms(UniRepLKNetBlock(channels, kernel_size))
+    unireplknet.reparameterize(block)
+    return block, FusedInferenceBlock(block).requires_grad_(False)
 
 
 @pytest.mark.parametrize("fuse", [True, False])
@@ -39,19 +47,56 @@ def test_optimized_model_matches_plain_model(fuse, batch):
     torch.testing.assert_close(actual, expected, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize(("channels", "size"), [(8, 16), (32, 2)])
-def test_fused_block_both_scaling_strategies(channels, size):
-    # 16x16 map: the weights are smaller than the activations (scales folded into the weights);
-    # 2x2 map: the activations are scaled in place.
-    block = UniRepLKNetBlock(channels, 7)
-    _randomise_norms(block)
-    unireplknet.reparameterize(block)
-    fused = FusedInferenceBlock(block)
+@needs_onednn
+@pytest.mark.parametrize(("channels", "size", "kernel_size"), [(8, 16, 7), (32, 2, 5), (16, 5, 3)])
+def test_fused_block_onednn_and_plain_paths_match_block(channels, size, kernel_size):
+    block, fused = _fused_block(channels, kernel_size)
     x = torch.randn(2, channels, size, size)
+    x_cl = x.contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         expected = block(x)
-        actual = fused(x.contiguous(memory_format=torch.channels_last))
-    torch.testing.assert_close(actual, expected, atol=1e-5, rtol=1e-5)
+        onednn = fused(x_cl)
+    assert fused.fc1.weight in fast_module._PACKED  # the oneDNN path ran
+    # An input that needs a gradient takes the plain-PyTorch path (oneDNN's fused linears have no backward).
+    plain = fused(x_cl.clone().requires_grad_())
+    assert plain.grad_fn is not None
+    torch.testing.assert_close(onednn, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(plain.detach(), expected, atol=1e-5, rtol=1e-5)
+    assert onednn.is_contiguous(memory_format=torch.channels_last)
+
+
+@needs_onednn
+def test_fused_block_leaves_its_input_alone_and_accepts_nchw():
+    block, fused = _fused_block(16, 7)
+    x = torch.randn(2, 16, 6, 6)
+    before = x.clone()
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), block(x), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(x, before, atol=0, rtol=0)
+
+
+@needs_onednn
+def test_packed_weights_follow_weight_updates():
+    # The oneDNN path caches packed weights; a new state dict must not leave stale copies in use.
+    block, fused = _fused_block(16, 7)
+    x = torch.randn(2, 16, 8, 8).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        fused(x)
+        state = {k: v + 0.1 * torch.randn_like(v) for k, v in block.state_dict().items()}
+        block.load_state_dict(state)  # shares its parameters with `fused`
+        torch.testing.assert_close(fused(x), block(x), atol=1e-5, rtol=1e-5)
+
+
+@needs_onednn
+def test_fused_model_runs_in_bfloat16():
+    model = _randomise_norms(unireplknet.create_model("unireplknet_a", num_classes=7, **TINY))
+    fast = optimize_for_inference(model).to(torch.bfloat16)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = model(x)
+        actual = fast(x.to(torch.bfloat16).contiguous(memory_format=torch.channels_last))
+    assert actual.dtype == torch.bfloat16
+    torch.testing.assert_close(actual.float(), expected, atol=0.1, rtol=0.05)
 
 
 def test_fused_block_needs_reparameterized_block():
