@@ -183,5 +183,22 @@ def test_arrow_of_time_splits_share_no_frame_and_pairs_are_reversed():
     assert single[0][0].shape == (3, 8, 8) and torch.equal(single[0][0], single[1][0])  # baseline: chance by design
     with pytest.raises(ValueError, match="window"):
         ArrowOfTime(videos, split="test", num_frames=16, stride=4, size=8)
+    with pytest.raises(ValueError, match="val_every"):
+        ArrowOfTime(videos, split="val", **kw)
+
+
+def test_arrow_of_time_validation_blocks_come_from_training_blocks_only():
+    videos = [torch.zeros(60, 3, 8, 8, dtype=torch.uint8)]  # blocks of 10: 2 and 5 are test (test_every=3)
+    kw = dict(num_frames=4, stride=1, size=8, block_frames=10, test_every=3)
+
+    def frames(split, **extra):
+        data = ArrowOfTime(videos, split=split, **kw, **extra)
+        return {int(f) for i in range(len(data)) for f in data.frame_indices(i)[1]}
+
+    test, full_train = frames("test"), frames("train")
+    train, val = frames("train", val_every=2), frames("val", val_every=2)
+    assert test == set(range(20, 30)) | set(range(50, 60)) and frames("test", val_every=2) == test
+    assert val == set(range(10, 20)) | set(range(40, 50))  # training blocks 0, 1, 3, 4: every 2nd is validation
+    assert train == set(range(10)) | set(range(30, 40)) and train | val == full_train
     with pytest.raises(ValueError, match="test_every"):
         ArrowOfTime(videos, split="test", test_every=1)

@@ -457,10 +457,16 @@ class ArrowOfTime(Dataset):
       evaluation the frame in the middle of the window in *time*, which is the same image for both
       directions, so any model scores exactly chance on a test split.
 
+    Settings are chosen without the test split: with ``val_every = k``, every ``k``-th *training*
+    block becomes a validation block (``split="val"``, windows as in test) and leaves the training
+    split; the test blocks stay the same.
+
     Args:
         videos: decoded ``(T, 3, H, W)`` uint8 videos (e.g. from :func:`read_video`).
-        split: ``"train"`` (augmented: one crop/flip/jitter per clip) or ``"test"`` (centre crop).
+        split: ``"train"`` (augmented: one crop/flip/jitter per clip), ``"val"`` or ``"test"``
+            (centre crop).
         augment: keyword arguments of :class:`ClipTransform` for training.
+        val_every: hold out every ``val_every``-th training block for validation (None: none).
     """
 
     classes = ("forward", "backward")
@@ -478,9 +484,12 @@ class ArrowOfTime(Dataset):
         clip_step: int = 1,
         layout: str = "grid",
         augment: dict | None = None,
+        val_every: int | None = None,
     ) -> None:
-        if split not in ("train", "test"):
-            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        if split not in ("train", "val", "test"):
+            raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+        if split == "val" and not val_every:
+            raise ValueError("the 'val' split needs val_every (every val_every-th training block is held out)")
         if layout not in ("grid", "single"):
             raise ValueError(f"layout must be 'grid' or 'single', got {layout!r}")
         if test_every < 2:
@@ -493,7 +502,7 @@ class ArrowOfTime(Dataset):
         for v, video in enumerate(self.videos):
             for block, lo in enumerate(range(0, len(video), block_frames)):
                 hi = min(lo + block_frames, len(video))
-                if (block % test_every == test_every - 1) == self.train or hi - lo < self.span:
+                if self._block_split(block, test_every, val_every) != split or hi - lo < self.span:
                     continue
                 last_start = hi - 1 if self.train else hi - self.span  # training windows wrap around the block
                 self.windows += [(v, lo, hi, s) for s in range(lo, last_start + 1, clip_step)]
@@ -503,6 +512,13 @@ class ArrowOfTime(Dataset):
                 "use fewer frames, a smaller stride or larger blocks"
             )
         self.transform = ClipTransform(size, train=self.train, **(augment or {}) if self.train else {})
+
+    @staticmethod
+    def _block_split(block: int, test_every: int, val_every: int | None) -> str:
+        if block % test_every == test_every - 1:
+            return "test"
+        train_block = block - block // test_every  # how many training blocks come before this one
+        return "val" if val_every and train_block % val_every == val_every - 1 else "train"
 
     def __len__(self) -> int:
         return 2 * len(self.windows)

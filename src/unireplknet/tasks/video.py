@@ -109,6 +109,7 @@ class VideoTask(ClassificationTask):
                 "test_every": 2,  # ... alternately training and test (no frame in both splits)
                 "clip_step": 1,
                 "layout": "grid",  # grid | single (the order-free single-frame baseline)
+                "val_every": None,  # k: evaluate on every k-th training block instead of the test split
             },
         },
         "predict": {"save_input": None},  # folder for PNGs of the tiled inputs
@@ -158,10 +159,11 @@ class VideoTask(ClassificationTask):
             test_every=arrow["test_every"],
             clip_step=arrow["clip_step"],
             layout=arrow["layout"],
+            val_every=arrow["val_every"],
         )
         self.set_classes(V.ArrowOfTime.classes)
         return V.ArrowOfTime(videos, split="train", augment=d.get("augment"), **common), V.ArrowOfTime(
-            videos, split="test", **common
+            videos, split="val" if arrow["val_every"] else "test", **common
         )
 
     def collate_fn(self, train: bool) -> Callable | None:
