@@ -14,7 +14,9 @@ What :func:`optimize_for_inference` does, each step exact up to floating-point r
    most of the element-wise passes that made the eager block ~1.5x its two matmuls.
 3. Converts to channels_last, where the FFN's permutes are free (the large depthwise conv itself picks
    its fastest layout per device, see :mod:`unireplknet.kernels`).
-4. Optionally wraps the result in ``torch.compile``.
+4. Optionally wraps the result in ``torch.compile`` (blocks then take the plain-PyTorch path, which
+   inductor fuses itself). On the CPU this measured slower than the eager oneDNN path for
+   UniRepLKNet-T (``benchmarks/cpu_inference.py --compile``), so leave it off there.
 """
 
 from __future__ import annotations
@@ -145,7 +147,8 @@ def optimize_for_inference(
         model: a UniRepLKNet (or a network built from its blocks), training or deploy structure.
         channels_last: convert weights to channels_last; feed ``x.contiguous(memory_format=torch.channels_last)``.
         fuse: replace blocks by :class:`FusedInferenceBlock`.
-        compile: wrap the result in ``torch.compile`` (first call compiles; worth it for long runs).
+        compile: wrap the result in ``torch.compile`` (first call compiles; on the CPU the eager
+            oneDNN path is faster, see the module docstring).
         inplace: convert ``model`` itself instead of a copy.
 
     Returns:
