@@ -161,6 +161,39 @@ def test_linear_skip_trains_the_trunk():
     assert any(not torch.equal(a, b) for a, b in zip(trunk_before, model.trunk.parameters(), strict=True))
 
 
+def test_fit_skip_minimises_the_original_scale_loss_and_freezing_keeps_it():
+    model = tiny_forecaster(linear_skip=True, freeze_skip=True, num_time_features=0)
+    assert not any(p.requires_grad for p in model.skip.parameters())
+    with torch.no_grad():  # a non-identity affine, which the fit must account for
+        model.window_norm.weight.fill_(1.5)
+        model.window_norm.bias.fill_(0.2)
+    gen = torch.Generator().manual_seed(0)
+    walk = torch.randn(64, 20, 3, generator=gen).cumsum(1) * torch.tensor([1.0, 3.0, 0.5]) + 10
+    x, y = walk[:, :16], walk[:, 16:]
+    model.fit_skip(x, y)
+    model.skip.requires_grad_(True)  # zero trunk correction: the skip's loss must be at its minimum
+    loss = torch.nn.functional.mse_loss(model(x), y)
+    loss.backward()
+    assert loss < torch.nn.functional.mse_loss(x.mean(1, keepdim=True).expand_as(y), y)
+    for p in model.skip.parameters():
+        assert p.grad.abs().max() < 1e-3
+    # any other skip does worse on those windows
+    with torch.no_grad():
+        model.skip.weight.add_(0.01 * torch.randn_like(model.skip.weight))
+        assert torch.nn.functional.mse_loss(model(x), y) > loss
+    # an exactly linear relation (here: the last four inputs) is recovered
+    exact = tiny_forecaster(linear_skip=True, num_time_features=0)
+    exact.fit_skip(x, x[:, -4:])
+    with torch.no_grad():
+        torch.testing.assert_close(exact(x), x[:, -4:], atol=1e-3, rtol=1e-4)
+    with pytest.raises(ValueError, match="linear_skip=True"):
+        tiny_forecaster().fit_skip(x, y)
+    with pytest.raises(ValueError, match="freeze_skip needs linear_skip"):
+        tiny_forecaster(freeze_skip=True)
+    with pytest.raises(ValueError, match="expected x"):
+        model.fit_skip(x[:, :8], y)
+
+
 def test_backbone_must_be_headless():
     backbone = unireplknet.create_model("unireplknet_a", in_chans=1, num_classes=3, **TINY)
     with pytest.raises(ValueError, match="num_classes=0"):

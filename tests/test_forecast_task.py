@@ -10,7 +10,7 @@ pd = pytest.importorskip("pandas")
 
 from unireplknet.config import resolve_config  # noqa: E402
 from unireplknet.tasks import get_task  # noqa: E402
-from unireplknet.tasks.forecast import ForecastMetrics  # noqa: E402
+from unireplknet.tasks.forecast import ForecastMetrics, stacked_windows  # noqa: E402
 
 TINY_MODEL = {"depths": [1, 1, 1, 1], "dims": [8, 16, 32, 64], "kernel_sizes": [[3], [7], [7], [3]]}
 TINY_FORECAST = {"input_len": 16, "pred_len": 4, "embed_dim": 4}
@@ -134,11 +134,28 @@ def test_time_feature_selection(csv_path):
     assert none.build_model().embed.time is None and none.predict(none.build_model(), [csv_path])
 
 
+def test_least_squares_skip_start_uses_the_training_windows_only(csv_path):
+    forecast = {**TINY_FORECAST, "linear_skip": True, "skip_init": "least_squares", "freeze_skip": True}
+    task = make_task({"dataset": "csv", "path": str(csv_path), "columns": None}, forecast=forecast)
+    assert task.build_model().skip.weight.abs().sum() == 0  # no datasets built (eval / predict): no fit
+    train, _ = task.build_datasets()
+    model = task.build_model()
+    reference = make_task({"dataset": "csv", "path": str(csv_path), "columns": None}, forecast=forecast).build_model()
+    reference.fit_skip(*stacked_windows(train))
+    torch.testing.assert_close(model.skip.weight, reference.skip.weight)
+    assert model.skip.weight.abs().sum() > 0 and not model.skip.weight.requires_grad
+    x, y = stacked_windows(train, limit=5)
+    assert x.shape == (5, 16, 3) and y.shape == (5, 4, 3)
+    torch.testing.assert_close(x[-1], train[len(train) - 1][0][0])
+
+
 def test_bad_config():
     with pytest.raises(ValueError, match="needs data.path"):
         make_task({"dataset": "csv"}).build_datasets()
     with pytest.raises(ValueError, match="time_features takes true, false or a list"):
         make_task({"dataset": "csv"}, forecast={"time_features": "hour"})
+    with pytest.raises(ValueError, match="skip_init must be 'zero' or 'least_squares'"):
+        make_task({"dataset": "csv"}, forecast={"skip_init": "ridge"})
     with pytest.raises(ValueError, match="perfect square"):
         make_task({"dataset": "csv"}, forecast={"embed_dim": 5}).build_model()
 

