@@ -11,6 +11,19 @@ seconds) and the same as JSON. Choose settings on validation blocks cut from the
 never on the test split: ``--set data.arrow_of_time.val_every=2`` scores those instead.
 
     .venv/bin/python benchmarks/video_arrow_of_time.py [--output runs] [--set train.epochs=4 ...]
+
+Measured on the 2-core development machine (one thread each, CPU seconds; --set train.seed=N):
+
+| layout | seed | test top-1 | training top-1 (last epoch, augmented) | CPU s |
+| --- | --- | --- | --- | --- |
+| grid | 0 | 63.4% | 70.2% | 384 |
+| grid | 1 | 49.4% | 74.4% | 365 |
+| grid | 2 | 64.0% | 77.7% | 360 |
+| single | 0 / 1 / 2 | 50.0% / 50.0% / 50.0% | 50.2% / 49.4% / 50.8% | 50 / 52 / 50 |
+
+Not a reliable gain: within each grid run the test score swings between 28% and 69% from epoch
+to epoch (an earlier run ended at 35.4%); benchmarks/video_arrow_motion.py shows why (no consistent
+direction of motion in these clips).
 """
 
 from __future__ import annotations
