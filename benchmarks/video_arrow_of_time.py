@@ -53,7 +53,7 @@ def main() -> None:
                 *args.sets,
                 f"data.arrow_of_time.layout={layout}",
                 f"output.dir={args.output}",
-                f"output.name=video_arrow_{layout}",
+                f"output.name={Path(args.config).stem}_{layout}",
             ]
         )
         cfg = resolve_config(get_task("video").default_config, user, overrides)

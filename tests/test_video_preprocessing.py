@@ -202,3 +202,37 @@ def test_arrow_of_time_validation_blocks_come_from_training_blocks_only():
     assert train == set(range(10)) | set(range(30, 40)) and train | val == full_train
     with pytest.raises(ValueError, match="test_every"):
         ArrowOfTime(videos, split="test", test_every=1)
+
+
+def test_frame_order_negatives_are_fixed_non_identity_permutations_of_the_positives():
+    videos = [torch.randint(0, 256, (50, 3, 8, 8), dtype=torch.uint8)]  # blocks of 10: 1 and 3 test
+    kw = dict(num_frames=4, stride=1, size=8, block_frames=10, test_every=2, negative="shuffled")
+    train, test = ArrowOfTime(videos, split="train", **kw), ArrowOfTime(videos, split="test", **kw)
+    assert train.classes == ("ordered", "shuffled") and len(test) == 2 * 2 * 7
+    for data, draws in ((train, 20), (test, 1)):  # 4 frames: 1 in 24 permutations is the identity
+        for i in range(0, len(data), 2):
+            ordered = data.frame_indices(i)[1]
+            for _ in range(draws):
+                shuffled = data.frame_indices(i + 1)[1]
+                assert torch.equal(shuffled.sort().values, ordered.sort().values)  # same frames ...
+                assert not torch.equal(shuffled, ordered)  # ... never in their true order
+
+    def negatives(data):
+        return torch.stack([data.frame_indices(i)[1] for i in range(1, len(data), 2)])
+
+    fixed = negatives(test)
+    assert torch.equal(negatives(test), fixed)  # every epoch scores the same test set ...
+    assert torch.equal(negatives(ArrowOfTime(videos, split="test", **kw)), fixed)  # ... and every model
+    assert not torch.equal(negatives(ArrowOfTime(videos, split="test", shuffle_seed=1, **kw)), fixed)
+    seen = {int(f) for i in range(len(train)) for f in train.frame_indices(i)[1]}
+    held = {int(f) for i in range(len(test)) for f in test.frame_indices(i)[1]}
+    assert held == set(range(10, 20)) | set(range(30, 40)) and seen == set(range(50)) - held
+    (ordered, label0), (shuffled, label1) = test[0], test[1]
+    order = test.permutations[0]
+    assert (label0, label1) == (0, 1) and torch.equal(untile_frames(shuffled, 4), untile_frames(ordered, 4)[order])
+    single = ArrowOfTime(videos, split="test", layout="single", **kw)
+    assert all(torch.equal(single[i][0], single[i + 1][0]) for i in range(0, len(single), 2))  # chance by design
+    with pytest.raises(ValueError, match="negative"):
+        ArrowOfTime(videos, split="test", num_frames=4, negative="swapped")
+    with pytest.raises(ValueError, match="num_frames >= 2"):
+        ArrowOfTime(videos, split="test", num_frames=1, negative="shuffled")

