@@ -40,7 +40,7 @@ import unireplknet
 
 from ..checkpoint import load_checkpoint
 from ..modalities import forecast as TS
-from .base import Metrics, Task, register_task
+from .base import Metrics, Task, model_kwargs, register_task
 
 __all__ = ["ForecastTask", "ForecastMetrics", "stacked_windows"]
 
@@ -176,10 +176,9 @@ class ForecastTask(Task):
 
     # -- model ----------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
-        kwargs = {k: v for k, v in self.cfg["model"].items() if v is not None}
-        name, checkpoint = kwargs.pop("name"), kwargs.pop("checkpoint", None)
-        backbone = unireplknet.create_model(name, in_chans=1, num_classes=0, **kwargs)
-        if checkpoint:
+        m = self.cfg["model"]
+        backbone = unireplknet.create_model(m["name"], in_chans=1, num_classes=0, **model_kwargs(m))
+        if checkpoint := m.get("checkpoint"):
             load_checkpoint(backbone, checkpoint, strict=False)  # a 1-channel trunk, e.g. from another forecast run
         fc = self.fc
         model = TS.UniRepLKNetForecaster(
