@@ -57,6 +57,18 @@ def test_datasets_stats_and_model(folder_root):
     assert torch.isclose(loss, torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1])))
 
 
+def test_end_of_run_report_uses_the_test_split(folder_root):
+    task = make_task({"dataset": "folders", "root": str(folder_root), "val_fraction": 0.2, "test_fraction": 0.2})
+    _, val = task.build_datasets()
+    test = task.build_test_dataset()
+    assert (len(val), len(test)) == (2, 2)
+    assert not {path for path, _ in val.items} & {path for path, _ in test.items}
+    on_test = make_task({"dataset": "folders", "root": str(folder_root), "val_fraction": 0.2, "test_fraction": 0.2})
+    on_test.data["eval_split"] = "test"
+    on_test.build_datasets()
+    assert on_test.build_test_dataset() is None  # the evaluation set is already the test split
+
+
 def test_spec_augment_null_disables_it(folder_root):
     task_cls = get_task("audio")
     data = {**TINY_DATA, "dataset": "folders", "root": str(folder_root), "val_fraction": 0.2, "test_fraction": 0.0}

@@ -69,6 +69,7 @@ class AudioTask(ClassificationTask):
     def __init__(self, cfg: dict[str, Any]) -> None:
         super().__init__(cfg)
         self.data = cfg["data"]
+        self._test_items: list[A.Item] = []  # set by build_datasets while validation picks the best checkpoint
         d = self.data
         self.frontend = A.LogMelFrontend(
             sample_rate=d["sample_rate"],
@@ -104,6 +105,7 @@ class AudioTask(ClassificationTask):
             raise ValueError(f"data.eval_split must be 'val' or 'test', got {d['eval_split']!r}")
         splits, classes, noise_files = self.splits()
         self.set_classes(classes)
+        self._test_items = splits["test"] if d["eval_split"] == "val" else []
         noise = [A.load_audio(p, self.frontend.sample_rate) for p in noise_files]
         train = A.AudioClipDataset(
             splits["train"],
@@ -121,6 +123,12 @@ class AudioTask(ClassificationTask):
             self.stats_fitted = True
         evaluation = A.AudioClipDataset(splits[d["eval_split"]], self.frontend, train=False, cache=d["cache"])
         return train, evaluation
+
+    def build_test_dataset(self) -> Dataset | None:
+        """The test split for the end-of-run report while validation picks ``best.safetensors``."""
+        if not self._test_items:
+            return None
+        return A.AudioClipDataset(self._test_items, self.frontend, train=False, cache=self.data["cache"])
 
     def batch_transform(self) -> Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]] | None:
         alpha, smoothing = self.data["mixup"], self.data["label_smoothing"]
