@@ -60,6 +60,7 @@ def plain_convs(model: nn.Module) -> nn.Module:
                 child.out_channels,
                 child.kernel_size,
                 padding=child.padding,
+                dilation=child.dilation,
                 groups=child.groups,
                 bias=child.bias is not None,
             )
