@@ -28,9 +28,11 @@ def deep_update(base: dict, overlay: dict) -> dict:
 
 
 def windows(dataset) -> tuple[torch.Tensor, torch.Tensor]:
-    """All items of a ForecastWindows as (x (W, L, n), y (W, P, n))."""
-    xs, ys = zip(*[(x, y) for (x, _), y in (dataset[i] for i in range(len(dataset)))], strict=True)
-    return torch.stack(xs).double(), torch.stack(ys).double()
+    """All items of a ForecastWindows as float64 (x (W, L, n), y (W, P, n))."""
+    from unireplknet.tasks.forecast import stacked_windows
+
+    x, y = stacked_windows(dataset)
+    return x.double(), y.double()
 
 
 def fit_linear(x: torch.Tensor, y: torch.Tensor, ridge: float = 1e-3) -> torch.Tensor:

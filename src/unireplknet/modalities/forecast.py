@@ -358,11 +358,9 @@ class UniRepLKNetForecaster(nn.Module):
             )
         x, y = x.double(), y.double()
         norm = self.window_norm
-        mean, std = x.mean(1, keepdim=True), torch.sqrt(x.var(1, keepdim=True, unbiased=False) + norm.eps)
-        weight, shift = norm.weight.double(), norm.bias.double()
-        z = (x - mean) / std * weight + shift  # as WindowNorm.forward, in float64
-        scale = weight + norm.eps
-        target = (y - mean) / std * scale + shift  # the normalised output that WindowNorm.inverse maps to y
+        z, (mean, std) = norm(x)  # float64: the float32 affine promotes to the input's dtype
+        scale = norm.weight.double() + norm.eps
+        target = (y - mean) / std * scale + norm.bias.double()  # the normalised output that norm.inverse maps to y
         inputs = torch.cat([z, torch.ones_like(z[:, :1])], 1).transpose(1, 2).reshape(-1, self.input_len + 1)
         target = target.transpose(1, 2).reshape(-1, self.pred_len)
         loss_weight = (std / scale).pow(2).reshape(-1, 1)
