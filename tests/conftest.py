@@ -1,4 +1,4 @@
-"""Shared fixtures: the golden outputs of the authors' implementation, one intra-op thread, the command
+"""Shared fixtures: the golden outputs of the authors' implementation (tests/golden), one intra-op thread, the command
 line run in-process, and the few-steps training check of the dense tasks."""
 
 from __future__ import annotations
@@ -18,37 +18,21 @@ os.environ.setdefault("TRITON_INTERPRET", "1")
 import pytest
 import torch
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-GOLDEN = SHARED / "golden"
+sys.path.insert(0, str(Path(__file__).resolve().parent / "golden"))
+import golden  # noqa: E402  (tests/golden/golden.py: the fixtures and the weights behind them)
 
-
-def golden_available() -> bool:
-    return (GOLDEN / "reference_manifest.json").exists()
-
-
-@pytest.fixture(scope="session")
-def golden_dir() -> Path:
-    if not golden_available():
-        pytest.fail(f"golden fixtures not found at {GOLDEN}: the repo expects ../shared beside it")
-    return GOLDEN
+GOLDEN_A224 = "unireplknet_a-in3-cls1000-2x3x224x224-seed0"
 
 
 @pytest.fixture(scope="session")
-def manifest(golden_dir: Path) -> dict:
-    return json.loads((golden_dir / "reference_manifest.json").read_text())
+def manifest() -> dict:
+    return golden.load_manifest()
 
 
-def golden_state_dict(golden_dir: Path, stem: str, expected: dict) -> dict[str, torch.Tensor]:
-    """The reference-format training weights behind a fixture (shipped, or re-created from its seed)."""
-    path = golden_dir / f"{stem}.train.pth"
-    if path.exists():
-        return torch.load(path, map_location="cpu", weights_only=True)
-    sys.path.insert(0, str(golden_dir))
-    try:
-        from golden_weights import random_state_dict
-    finally:
-        sys.path.pop(0)
-    return random_state_dict(expected["shapes"], expected["seed"])
+def golden_state_dict(stem: str) -> tuple[dict, dict[str, torch.Tensor]]:
+    """A fixture's expected outputs and the reference-format training weights behind them."""
+    expected = golden.load_expected(stem)
+    return expected, golden.random_state_dict(expected["shapes"], expected["seed"])
 
 
 @pytest.fixture(autouse=True)

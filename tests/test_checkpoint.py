@@ -7,16 +7,17 @@ import os
 import pytest
 import torch
 
+from conftest import GOLDEN_A224, golden_state_dict
+
 import unireplknet
 from unireplknet.checkpoint import CheckpointError, describe_state_dict, load_checkpoint, save_safetensors
 
 TINY = dict(depths=(1, 1, 2, 1), dims=(8, 16, 24, 32), kernel_sizes=((3,), (13,), (13, 3), (7,)))
-STEM = "unireplknet_a-in3-cls1000-2x3x224x224-seed0"
 
 
 @pytest.fixture(scope="module")
-def reference_state(golden_dir):
-    return torch.load(golden_dir / f"{STEM}.train.pth", weights_only=True)
+def reference_state():
+    return golden_state_dict(GOLDEN_A224)[1]
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import pytest
 import segmentation_models_pytorch as smp
 import timm
 import torch
+from conftest import GOLDEN_A224, golden_state_dict
 
 import unireplknet
 from unireplknet.checkpoint import CheckpointError, checkpoint_filter_fn, save_safetensors
@@ -20,7 +21,7 @@ SMALL_ROI_SAMPLING = {
         rpn_post_nms_top_n_test=20, box_batch_size_per_image=32, box_detections_per_img=10,
     ),
 }  # fmt: skip
-GOLDEN_STEM = "unireplknet_a-in3-cls1000-2x3x224x224-seed0"
+GOLDEN_STEM = GOLDEN_A224
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -43,8 +44,8 @@ def _randomize(model: torch.nn.Module) -> torch.nn.Module:
 
 
 @pytest.fixture(scope="module")
-def golden_classifier_state(golden_dir):
-    return torch.load(golden_dir / f"{GOLDEN_STEM}.train.pth", map_location="cpu", weights_only=True)
+def golden_classifier_state():
+    return golden_state_dict(GOLDEN_STEM)[1]
 
 
 # -- timm / smp ---------------------------------------------------------------------------------
@@ -165,8 +166,9 @@ def test_bad_segmenter_arguments_are_named(segmenter):
 
 
 # -- backbone weights ---------------------------------------------------------------------------
-def test_imagenet_classifier_weights_load_into_a_backbone(golden_dir, golden_classifier_state):
-    path = golden_dir / f"{GOLDEN_STEM}.train.pth"
+def test_imagenet_classifier_weights_load_into_a_backbone(tmp_path, golden_classifier_state):
+    path = tmp_path / "authors.pth"
+    torch.save(golden_classifier_state, path)
     backbone = unireplknet.create_model("unireplknet_a", features_only=True, checkpoint=path)
     ours, ref = backbone.state_dict(), checkpoint_filter_fn(golden_classifier_state)
     assert all(torch.equal(ours[k], ref[k]) for k in ours if not k.startswith("stage_norms."))

@@ -1,28 +1,27 @@
-"""Our models reproduce the authors' implementation on the golden fixtures (../shared/golden)."""
+"""Our models reproduce the authors' implementation on the golden fixtures (tests/golden)."""
 
 from __future__ import annotations
 
+import golden
 import pytest
 import torch
-from conftest import GOLDEN, golden_state_dict
+from conftest import GOLDEN_A224, golden_state_dict
 
 import unireplknet
 from unireplknet.checkpoint import checkpoint_filter_fn
 
-FIXTURES = sorted(p.name[: -len(".expected.pt")] for p in GOLDEN.glob("*.expected.pt"))
+FIXTURES = golden.fixture_stems()
 TOL_FP64 = 1e-9
 TOL_FP32 = 1e-4
 
 
 def test_fixtures_present():
-    assert len(FIXTURES) >= 3, f"expected golden fixtures in {GOLDEN}"
+    assert len(FIXTURES) == 3, f"expected the three golden fixtures in {golden.HERE}"
 
 
 @pytest.fixture(scope="module", params=FIXTURES)
-def case(request, golden_dir):
-    stem = request.param
-    expected = torch.load(golden_dir / f"{stem}.expected.pt", map_location="cpu", weights_only=True)
-    return stem, expected, golden_state_dict(golden_dir, stem, expected)
+def case(request):
+    return golden_state_dict(request.param)
 
 
 def _model(expected, **kwargs):
@@ -37,7 +36,7 @@ def _max_err(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @torch.no_grad()
 def test_train_structure_fp64_and_reparameterized_and_deploy(case):
-    _, expected, state = case
+    expected, state = case
     model = _model(expected)
     unireplknet.load_checkpoint(model, state)  # strict: nothing missing or unexpected
     model = model.double().eval()
@@ -56,7 +55,7 @@ def test_train_structure_fp64_and_reparameterized_and_deploy(case):
 
 @torch.no_grad()
 def test_train_structure_fp32(case):
-    _, expected, state = case
+    expected, state = case
     model = _model(expected)
     unireplknet.load_checkpoint(model, state)
     assert _max_err(model.eval()(expected["input"].float()), expected["logits_fp32"]) < TOL_FP32
@@ -64,32 +63,67 @@ def test_train_structure_fp32(case):
     assert _max_err(model(expected["input"].float()), expected["logits_fp32"]) < TOL_FP32
 
 
-@torch.no_grad()
-def test_authors_deploy_file(golden_dir):
-    """The authors' re-parameterized file loads into the deploy structure and matches ours.
+def _reference_deploy_names(manifest: dict, ours: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Our re-parameterized weights under the reference's deploy-file names (the manifest's keys)."""
+    ref_keys = list(manifest["unireplknet_a"]["state_dict_deploy"])
+    converted = checkpoint_filter_fn({k: torch.empty(0) for k in ref_keys})
+    to_ref = dict(zip(converted, ref_keys, strict=True))
+    out = {}
+    for key, value in ours.items():
+        ref_shape = manifest["unireplknet_a"]["state_dict_deploy"][to_ref[key]]
+        out[to_ref[key]] = value.reshape(ref_shape)
+    return out
 
-    That file stores fp32 weights merged in fp32, so its fp64 logits can only agree with the fp64
-    re-parameterized reference to fp32 weight rounding (~1e-7), not to 1e-9.
+
+@torch.no_grad()
+def test_authors_deploy_file(tmp_path, manifest):
+    """The authors' re-parameterized file: its values agree with our fp32 merge, and its format loads.
+
+    The authors' file (fp32 weights merged in fp32) is kept as a fingerprint per tensor. Our fp32 merge differs
+    from theirs only by summation order: within 1e-5 per element, so sums within ``numel * 1e-5`` and projections
+    within ``1e-5 * ||projection||_1``. Their file's names are the manifest's deploy keys: a file written under
+    those names loads into the deploy structure and computes the reference's outputs.
     """
-    stem = "unireplknet_a-in3-cls1000-2x3x224x224-seed0"
-    expected = torch.load(golden_dir / f"{stem}.expected.pt", weights_only=True)
-    deployed = unireplknet.create_model("unireplknet_a", deploy=True, checkpoint=golden_dir / f"{stem}.deploy.pth")
+    expected, state = golden_state_dict(GOLDEN_A224)
+    ours = unireplknet.create_model("unireplknet_a")
+    unireplknet.load_checkpoint(ours, state)
+    unireplknet.reparameterize(ours.eval())
+    reference_file = _reference_deploy_names(manifest, ours.state_dict())
+    theirs = golden.load_fingerprint(GOLDEN_A224)
+    assert set(theirs) == set(reference_file)
+    mine = golden.fingerprint(reference_file)
+    for key, stats in theirs.items():
+        numel = reference_file[key].numel()
+        assert abs(mine[key]["sum"] - stats["sum"]) <= 1e-5 * numel, key
+        assert abs(mine[key]["l2"] - stats["l2"]) <= 1e-5 * numel**0.5, key
+        assert abs(mine[key]["proj"] - stats["proj"]) <= 1e-5 * golden.projection(numel).abs().sum().item(), key
+
+    path = tmp_path / "authors.deploy.pth"
+    torch.save(reference_file, path)
+    deployed = unireplknet.create_model("unireplknet_a", deploy=True, checkpoint=path)
     assert deployed.is_deploy
-    ours = unireplknet.create_model("unireplknet_a", checkpoint=golden_dir / f"{stem}.train.pth").eval()
-    unireplknet.reparameterize(ours)
-    theirs = deployed.state_dict()
-    assert set(theirs) == set(ours.state_dict())
-    assert max(_max_err(v, theirs[k]) for k, v in ours.state_dict().items()) < 1e-5
     x = expected["input"]
     assert _max_err(deployed.double().eval()(x.double()), expected["logits_fp64_reparameterized"]) < 1e-6
     assert _max_err(deployed.float()(x.float()), expected["logits_fp32"]) < TOL_FP32
 
 
+def test_fingerprint_tells_files_apart():
+    """The fingerprint check above can fail: one element changed by 1e-3 moves the projection past its bound."""
+    a = {"w": torch.randn(1000, dtype=torch.float64)}
+    b = {"w": a["w"].clone()}
+    b["w"][17] += 1e-3
+    fa, fb = golden.fingerprint(a)["w"], golden.fingerprint(b)["w"]
+    assert abs(fa["proj"] - fb["proj"]) > 1e-6 * golden.projection(1000).abs().sum().item() or abs(
+        fa["sum"] - fb["sum"]
+    ) > 1e-6 * 1000
+
+
 @torch.no_grad()
-def test_create_model_deploy_from_training_checkpoint(golden_dir):
-    stem = "unireplknet_a-in3-cls1000-2x3x224x224-seed0"
-    expected = torch.load(golden_dir / f"{stem}.expected.pt", weights_only=True)
-    model = unireplknet.create_model("unireplknet_a", deploy=True, checkpoint=golden_dir / f"{stem}.train.pth")
+def test_create_model_deploy_from_training_checkpoint(tmp_path):
+    expected, state = golden_state_dict(GOLDEN_A224)
+    path = tmp_path / "authors.train.pth"
+    torch.save(state, path)
+    model = unireplknet.create_model("unireplknet_a", deploy=True, checkpoint=path)
     assert model.is_deploy and not model.training
     assert _max_err(model(expected["input"]), expected["logits_fp32"]) < TOL_FP32
 
