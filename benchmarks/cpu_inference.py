@@ -15,6 +15,7 @@ Contenders (224x224, fp32 unless named ``_bf16``):
   GRN and the residual folded in, the per-device depthwise-conv dispatch);
 * ``convnext_nchw`` / ``convnext_cl``: timm's ConvNeXt-T;
 * ``ours_bf16`` / ``convnext_bf16``: both models cast to bf16, channels_last (ratio to each other);
+  ours takes the plain-PyTorch FFN where the CPU has no oneDNN bf16 linear (the report says which);
 * ``ours_onnxrt`` / ``convnext_onnxrt``: the same models exported to ONNX, on ONNX Runtime's CPU
   provider with the same thread count (ratio to each other);
 * with ``--compile``: ``ours_compiled`` and ``convnext_compiled`` (``torch.compile``, inductor, best
@@ -45,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import unireplknet  # noqa: E402
 from unireplknet.export import export_onnx  # noqa: E402
-from unireplknet.fast import optimize_for_inference  # noqa: E402
+from unireplknet.fast import get_ffn_backend, onednn_linear_supported, optimize_for_inference  # noqa: E402
 from unireplknet.kernels import DepthwiseConv2d  # noqa: E402
 
 Runner = Callable[[torch.Tensor], object]
@@ -256,6 +257,10 @@ def main() -> None:
         "rounds": args.rounds,
         "clock": "thread CPU time" if args.cpu_time else "wall",
         "torch": torch.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        # Which path ours_bf16's fused FFN takes: oneDNN's packed bf16 linear needs AVX-512 (or AVX-NE-CONVERT).
+        "ffn_backend": get_ffn_backend(),
+        "onednn_bf16_linear": onednn_linear_supported(torch.bfloat16),
     }
     if args.layers:
         report["layers"] = layers(max(args.rounds, 5))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -87,16 +89,105 @@ def test_packed_weights_follow_weight_updates():
         torch.testing.assert_close(fused(x), block(x), atol=1e-5, rtol=1e-5)
 
 
-@needs_onednn
-def test_fused_model_runs_in_bfloat16():
+def _bf16_reference_and_fast(**options) -> tuple[torch.Tensor, torch.nn.Module, torch.Tensor]:
+    """The fp32 plain model's logits, the bf16 fast model and its logits on the same input."""
     model = _randomise_norms(unireplknet.create_model("unireplknet_a", num_classes=7, **TINY))
-    fast = optimize_for_inference(model).to(torch.bfloat16)
+    fast = optimize_for_inference(model, **options).to(torch.bfloat16)
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         expected = model(x)
         actual = fast(x.to(torch.bfloat16).contiguous(memory_format=torch.channels_last))
     assert actual.dtype == torch.bfloat16
+    return expected, fast, actual
+
+
+def _ran_onednn(fast: torch.nn.Module) -> bool:
+    fused = [m for m in fast.modules() if isinstance(m, FusedInferenceBlock)]
+    ran = {m.fc1.weight in fast_module._PACKED for m in fused}
+    assert len(ran) == 1, "every block takes the same path"
+    return ran.pop()
+
+
+@pytest.mark.parametrize("force", ["env", "argument"])
+def test_bf16_fallback_matches_reference(monkeypatch, force):
+    # The path AVX2-only CPUs take; forced here so that it is tested on every machine.
+    if force == "env":
+        monkeypatch.setenv("UNIREPLKNET_FFN", "torch")
+        expected, fast, actual = _bf16_reference_and_fast()
+    else:
+        monkeypatch.setenv("UNIREPLKNET_FFN", "onednn")  # the argument wins over the environment
+        expected, fast, actual = _bf16_reference_and_fast(ffn_backend="torch")
+    assert not _ran_onednn(fast)
     torch.testing.assert_close(actual.float(), expected, atol=0.1, rtol=0.05)
+
+
+def test_fused_model_runs_in_bfloat16_on_any_cpu(monkeypatch):
+    monkeypatch.delenv("UNIREPLKNET_FFN", raising=False)
+    expected, fast, actual = _bf16_reference_and_fast()
+    assert _ran_onednn(fast) == fast_module.onednn_linear_supported(torch.bfloat16)
+    torch.testing.assert_close(actual.float(), expected, atol=0.1, rtol=0.05)
+
+
+@pytest.mark.skipif(
+    not fast_module.onednn_linear_supported(torch.bfloat16),
+    reason="this CPU has no oneDNN bf16 linear (needs AVX-512 BW/VL/DQ or AVX-NE-CONVERT); the fallback is tested above",
+)
+def test_bf16_onednn_path_matches_fallback_and_reference():
+    expected, fast, onednn = _bf16_reference_and_fast(ffn_backend="onednn")
+    assert _ran_onednn(fast)
+    _, plain_fast, plain = _bf16_reference_and_fast(ffn_backend="torch")
+    assert not _ran_onednn(plain_fast)
+    torch.testing.assert_close(onednn.float(), expected, atol=0.1, rtol=0.05)
+    torch.testing.assert_close(onednn.float(), plain.float(), atol=0.1, rtol=0.05)
+
+
+@needs_onednn
+@pytest.mark.parametrize("supported", [True, False])
+def test_auto_chooses_the_path_by_capability(monkeypatch, supported):
+    # fp32 oneDNN runs on every x86 CPU, so both answers of the capability check can be exercised here.
+    monkeypatch.delenv("UNIREPLKNET_FFN", raising=False)
+    monkeypatch.setattr(fast_module, "onednn_linear_supported", lambda dtype: supported)
+    block, fused = _fused_block(16, 7)
+    x = torch.randn(2, 16, 6, 6).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), block(x), atol=1e-5, rtol=1e-5)
+    assert (fused.fc1.weight in fast_module._PACKED) == supported
+
+
+def test_forcing_onednn_where_the_cpu_lacks_it_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(fast_module, "onednn_linear_supported", lambda dtype: False)
+    block, _ = _fused_block(8, 5)
+    fused = FusedInferenceBlock(block, ffn_backend="onednn").requires_grad_(False)
+    with torch.no_grad(), pytest.raises(RuntimeError, match="UNIREPLKNET_FFN=onednn.*'auto'"):
+        fused(torch.randn(1, 8, 4, 4))
+
+
+def test_unknown_ffn_backend_is_a_clear_error(monkeypatch):
+    model = unireplknet.create_model("unireplknet_a", num_classes=7, **TINY)
+    with pytest.raises(ValueError, match="choose one of auto, onednn, torch"):
+        optimize_for_inference(model, ffn_backend="mkl")
+    monkeypatch.setenv("UNIREPLKNET_FFN", "fast")
+    with pytest.raises(ValueError, match="'fast'"):
+        fast_module.get_ffn_backend()
+
+
+def _cpu_flags() -> set[str] | None:
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    flags = [line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")]
+    return set(flags[0]) if flags else None
+
+
+@pytest.mark.skipif(_cpu_flags() is None, reason="needs an x86 Linux /proc/cpuinfo to compare with")
+@needs_onednn
+def test_bf16_capability_matches_the_cpu_flags():
+    flags = _cpu_flags()
+    has_isa = {"avx512bw", "avx512vl", "avx512dq"} <= flags or "avx_ne_convert" in flags
+    assert fast_module.onednn_linear_supported(torch.bfloat16) == has_isa
+    assert fast_module.onednn_linear_supported(torch.float32)
+    assert not fast_module.onednn_linear_supported(torch.float64)
 
 
 def test_fused_block_needs_reparameterized_block():

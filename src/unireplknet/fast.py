@@ -13,6 +13,12 @@ What :func:`optimize_for_inference` does, each step exact up to floating-point r
    GRN's norm is a per-sample square-sum through a reused buffer. Together these cut UniRepLKNet-T's
    batch-8 CPU time by about 15% (1 thread), most of it in the early stages, where every extra pass
    over the 4x-wide hidden tensor is expensive.
+
+   oneDNN's packed linear needs CPU support for the dtype: bf16 needs AVX-512 BW/VL/DQ or
+   AVX-NE-CONVERT (:func:`onednn_linear_supported` asks PyTorch, as inductor does). Where it is
+   missing (AVX2-only CPUs) the block runs the same arithmetic in plain PyTorch ops instead: the
+   choice is made by capability, per call. Force a path with ``UNIREPLKNET_FFN=auto|onednn|torch``
+   or ``optimize_for_inference(..., ffn_backend=...)``.
 3. Converts to channels_last, where the FFN's permutes are free (the large depthwise conv itself picks
    its fastest layout per device, see :mod:`unireplknet.kernels`).
 4. Optionally wraps the result in ``torch.compile`` (blocks then take the plain-PyTorch path, which
@@ -23,6 +29,8 @@ What :func:`optimize_for_inference` does, each step exact up to floating-point r
 from __future__ import annotations
 
 import copy
+import functools
+import os
 
 import torch
 import torch.nn.functional as F
@@ -32,8 +40,16 @@ from torch.utils.weak import WeakIdKeyDictionary
 from .layers import UniRepLKNetBlock
 from .reparam import reparameterize
 
-__all__ = ["FusedInferenceBlock", "optimize_for_inference"]
+__all__ = [
+    "FFN_BACKENDS",
+    "FusedInferenceBlock",
+    "get_ffn_backend",
+    "onednn_linear_supported",
+    "optimize_for_inference",
+]
 
+FFN_BACKENDS = ("auto", "onednn", "torch")
+FFN_ENV_VAR = "UNIREPLKNET_FFN"
 _ONEDNN_DTYPES = (torch.float32, torch.bfloat16)
 # Pre-packed oneDNN copies of linear weights, keyed by the weight tensor itself; an entry is rebuilt
 # when the weight's storage or version changes (in-place updates, .to(), load_state_dict).
@@ -50,15 +66,49 @@ def _packed(weight: torch.Tensor, rows: int) -> torch.Tensor:
     return entry[1]
 
 
-def _use_onednn(x: torch.Tensor, block: nn.Module) -> bool:
-    """oneDNN's fused linears: CPU, fp32/bf16, no autograd (they have no backward), not being compiled."""
-    return (
-        not torch.compiler.is_compiling()
-        and x.device.type == "cpu"
-        and x.dtype in _ONEDNN_DTYPES
-        and torch.backends.mkldnn.is_available()
-        and not (torch.is_grad_enabled() and (x.requires_grad or block.fc1.weight.requires_grad))
-    )
+@functools.cache
+def onednn_linear_supported(dtype: torch.dtype) -> bool:
+    """Whether this PyTorch build and CPU run oneDNN's packed linear in ``dtype``.
+
+    fp32 needs a oneDNN build; bf16 also needs AVX-512 BW/VL/DQ or AVX-NE-CONVERT (x86) or the ARM
+    equivalent, the condition under which ``mkldnn._reorder_linear_weight`` accepts bf16 weights.
+    """
+    if dtype not in _ONEDNN_DTYPES or not torch.backends.mkldnn.is_available():
+        return False
+    return dtype != torch.bfloat16 or torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def _check_ffn_backend(name: str) -> str:
+    if name not in FFN_BACKENDS:
+        raise ValueError(f"unknown fused-FFN backend {name!r}; choose one of {', '.join(FFN_BACKENDS)}")
+    return name
+
+
+def get_ffn_backend() -> str:
+    """The process-wide fused-FFN path: ``$UNIREPLKNET_FFN`` (``auto``, ``onednn`` or ``torch``), else ``auto``."""
+    return _check_ffn_backend(os.environ.get(FFN_ENV_VAR, "auto").strip().lower() or "auto")
+
+
+def _use_onednn(x: torch.Tensor, block: FusedInferenceBlock) -> bool:
+    """oneDNN's fused linears: CPU, no autograd (they have no backward), not being compiled, and
+    (unless forced either way) a dtype this CPU runs them in."""
+    if (
+        torch.compiler.is_compiling()
+        or x.device.type != "cpu"
+        or (torch.is_grad_enabled() and (x.requires_grad or block.fc1.weight.requires_grad))
+    ):
+        return False
+    backend = block.ffn_backend or get_ffn_backend()
+    if backend == "torch":
+        return False
+    supported = onednn_linear_supported(x.dtype)
+    if backend == "onednn" and not supported:
+        raise RuntimeError(
+            f"the fused FFN was forced onto oneDNN ({FFN_ENV_VAR}=onednn or ffn_backend='onednn'), but this "
+            f"PyTorch build or CPU cannot run oneDNN's packed linear in {x.dtype} (bf16 needs AVX-512 BW/VL/DQ "
+            "or AVX-NE-CONVERT); use 'auto' to fall back to plain PyTorch where it is missing"
+        )
+    return supported
 
 
 class FusedInferenceBlock(nn.Module):
@@ -66,11 +116,14 @@ class FusedInferenceBlock(nn.Module):
 
     Shares the block's parameters. ``(N, C, H, W) -> (N, C, H, W)`` (channels_last output; feed
     channels_last input to avoid copies); for inference: it takes the oneDNN path (see the module
-    docstring) when it can, and plain PyTorch ops otherwise (other devices, autograd, compilation).
+    docstring) when it can, and plain PyTorch ops otherwise (other devices, autograd, compilation, a
+    dtype the CPU's oneDNN lacks). ``ffn_backend``: ``"auto"`` chooses by capability, ``"onednn"`` or
+    ``"torch"`` force a path on the CPU, ``None`` defers to :func:`get_ffn_backend`.
     """
 
-    def __init__(self, block: UniRepLKNetBlock) -> None:
+    def __init__(self, block: UniRepLKNetBlock, ffn_backend: str | None = None) -> None:
         super().__init__()
+        self.ffn_backend = None if ffn_backend is None else _check_ffn_backend(ffn_backend)
         ffn = block.ffn
         if block.norm is not None or block.gamma is not None or ffn.norm is not None or ffn.grn.beta is not None:
             raise ValueError(
@@ -126,12 +179,12 @@ def _pixel_norms(hidden: torch.Tensor) -> torch.Tensor:
     return sums.sqrt_()
 
 
-def _fuse_blocks(module: nn.Module) -> None:
+def _fuse_blocks(module: nn.Module, ffn_backend: str | None) -> None:
     for name, child in module.named_children():
         if isinstance(child, UniRepLKNetBlock):
-            setattr(module, name, FusedInferenceBlock(child))
+            setattr(module, name, FusedInferenceBlock(child, ffn_backend))
         else:
-            _fuse_blocks(child)
+            _fuse_blocks(child, ffn_backend)
 
 
 def optimize_for_inference(
@@ -141,6 +194,7 @@ def optimize_for_inference(
     fuse: bool = True,
     compile: bool = False,
     inplace: bool = False,
+    ffn_backend: str | None = None,
 ) -> nn.Module:
     """The fastest exact inference version of any model containing UniRepLKNet blocks.
 
@@ -151,16 +205,22 @@ def optimize_for_inference(
         compile: wrap the result in ``torch.compile`` (first call compiles; on the CPU the eager
             oneDNN path is faster, see the module docstring).
         inplace: convert ``model`` itself instead of a copy.
+        ffn_backend: the fused blocks' FFN path for CPU inference: ``"auto"`` (oneDNN where
+            :func:`onednn_linear_supported` for the input's dtype, plain PyTorch ops elsewhere),
+            ``"onednn"`` (error where this CPU lacks it), ``"torch"``, or ``None``:
+            :func:`get_ffn_backend` at each call.
 
     Returns:
         The converted model in eval mode with ``requires_grad=False`` parameters (an ``OptimizedModule``
         when ``compile``), computing the same function as ``model.eval()`` up to rounding.
     """
+    if ffn_backend is not None:
+        _check_ffn_backend(ffn_backend)  # also when there is nothing to fuse
     model = model if inplace else copy.deepcopy(model)
     reparameterize(model.eval())
     model.requires_grad_(False)
     if fuse:
-        _fuse_blocks(model)
+        _fuse_blocks(model, ffn_backend)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return torch.compile(model) if compile else model
