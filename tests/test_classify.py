@@ -14,7 +14,7 @@ from PIL import Image
 from unireplknet.config import resolve_config
 from unireplknet.data import find_fashion_mnist, read_idx
 from unireplknet.tasks import get_task
-from unireplknet.tasks.classify import ClassificationMetrics, ClassificationTask, classification_loss, top_classes
+from unireplknet.tasks.classification import ClassificationMetrics, ClassificationTask, classification_loss, top_classes
 
 TINY = {"depths": [1, 1, 1, 1], "dims": [8, 16, 32, 64], "kernel_sizes": [[3], [7], [7], [3]]}
 

@@ -19,7 +19,7 @@ from torch.utils.data import TensorDataset
 from unireplknet.config import resolve_config
 from unireplknet.engine import read_weights, train
 from unireplknet.tasks import Task, register_task
-from unireplknet.tasks.classify import ClassificationMetrics
+from unireplknet.tasks.classification import ClassificationMetrics
 
 
 @register_task

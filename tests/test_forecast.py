@@ -1,4 +1,5 @@
-"""Time-series forecaster and data (unireplknet.modalities.forecast) on tiny generated arrays."""
+"""Time-series forecaster (unireplknet.models.forecast) and data (unireplknet.modalities.forecast) on tiny
+generated arrays."""
 
 from __future__ import annotations
 
@@ -9,14 +10,12 @@ import torch
 import unireplknet
 from unireplknet.modalities.forecast import (
     ForecastWindows,
-    UniRepLKNetForecaster,
-    WindowNorm,
     chronological_split,
     load_corrformer,
     load_csv_series,
-    map_side,
     time_features,
 )
+from unireplknet.models.forecast import UniRepLKNetForecaster, WindowNorm, map_side
 
 TINY = {"depths": (1, 1, 1, 1), "dims": (8, 16, 32, 64), "kernel_sizes": ((3,), (7,), (7,), (3,))}
 

@@ -20,7 +20,6 @@ from unireplknet.modalities.points import (  # noqa: E402
     ModelNet40,
     OrthographicProjection,
     PointAugment,
-    PointCloudNet,
     ScanObjectNN,
     cgal_meshes,
     farthest_point_sample,
@@ -28,6 +27,7 @@ from unireplknet.modalities.points import (  # noqa: E402
     normalize_unit_sphere,
     random_rotation,
 )
+from unireplknet.models.points import PointCloudNet  # noqa: E402
 
 TINY = dict(depths=(1, 1, 1, 1), dims=(8, 16, 32, 64), kernel_sizes=((3,), (7,), (7,), (3,)))
 

@@ -9,7 +9,8 @@ import torch
 
 trimesh = pytest.importorskip("trimesh")
 
-from unireplknet.modalities.points import OrthographicProjection, PointCloudNet  # noqa: E402
+from unireplknet.modalities.points import OrthographicProjection  # noqa: E402
+from unireplknet.models.points import PointCloudNet  # noqa: E402
 from unireplknet.tasks import get_task  # noqa: E402
 from unireplknet.tasks.points import PointsTask  # noqa: E402
 

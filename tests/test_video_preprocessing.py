@@ -11,6 +11,7 @@ import torch
 av = pytest.importorskip("av")
 
 from unireplknet.modalities.video import (  # noqa: E402
+    VIDEO_EXTENSIONS,
     ArrowOfTime,
     ClipTransform,
     VideoClips,
@@ -138,7 +139,7 @@ def test_video_clips_dataset_train_and_eval(tmp_path, video_file):
     for label in ("cat", "dog"):
         (tmp_path / label).mkdir()
         (tmp_path / label / "v.mp4").write_bytes(video_file.read_bytes())
-    items = scan_class_folders(tmp_path)
+    items = scan_class_folders(tmp_path, VIDEO_EXTENSIONS)
     assert [label for _, label in items] == ["cat", "dog"]
     train = VideoClips(items, ["cat", "dog"], num_frames=4, size=8, train=True)
     x, y = train[1]

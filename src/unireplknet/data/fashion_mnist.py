@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from .sources import FASHION_MNIST_DIRS
+
 __all__ = [
     "FASHION_MNIST_CLASSES",
     "FASHION_MNIST_DIRS",
@@ -33,8 +35,6 @@ FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )  # fmt: skip
 FASHION_MNIST_MEAN, FASHION_MNIST_STD = (0.2860,), (0.3530,)  # of the 60,000 training images
-# Where packages put the files: Debian/Ubuntu's dataset-fashion-mnist, then a per-user copy.
-FASHION_MNIST_DIRS = (Path("/usr/share/datasets/fashion-mnist"), Path("~/.cache/fashion-mnist").expanduser())
 _FILES = {
     ("train", "images"): "train-images-idx3-ubyte",
     ("train", "labels"): "train-labels-idx1-ubyte",

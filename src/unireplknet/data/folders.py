@@ -1,4 +1,5 @@
-"""ImageNet-style class folders: ``ROOT/<split>/<class>/<image>``, checked up front, errors naming files."""
+"""ImageNet-style class folders: ``ROOT/<split>/<class>/<image>``, checked up front, errors naming files;
+image files read and written."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch.utils.data import Dataset
 
-__all__ = ["IMAGE_EXTENSIONS", "scan_class_folders", "read_image", "ImageFolderDataset"]
+__all__ = ["IMAGE_EXTENSIONS", "scan_class_folders", "read_image", "save_png", "ImageFolderDataset"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp", ".gif")
 
@@ -56,6 +58,15 @@ def read_image(path: str | os.PathLike, mode: str = "RGB") -> Any:
             return image.convert(mode)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise ValueError(f"cannot read image {path}: {e}") from None
+
+
+def save_png(image: torch.Tensor, path: Path) -> Path:
+    """Write a ``(C, H, W)`` float image in ``[0, 1]`` (C = 1 or 3) as a PNG, creating its folder."""
+    from torchvision.utils import save_image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(image, path)
+    return path
 
 
 class ImageFolderDataset(Dataset):

@@ -20,10 +20,11 @@ are 18 overlapping 128 x 128 tiles of the top band; validation is the whole bott
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
+
+from ..data.sources import default_cache_dir
 
 __all__ = ["COINS_CLASSES", "coins_instances", "write_coins_demo", "default_demo_root"]
 
@@ -36,9 +37,8 @@ _MIN_PART = 20  # pixels of a coin cut by a tile edge worth labelling as an inst
 
 
 def default_demo_root() -> Path:
-    """``$UNIREPLKNET_CACHE/coins-demo`` (default ``~/.cache/unireplknet/coins-demo``)."""
-    cache = os.environ.get("UNIREPLKNET_CACHE") or Path.home() / ".cache" / "unireplknet"
-    return Path(cache) / "coins-demo"
+    """``coins-demo`` in the demo data cache (:func:`~unireplknet.data.sources.default_cache_dir`)."""
+    return default_cache_dir() / "coins-demo"
 
 
 def coins_instances() -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,7 @@ the model is a plain UniRepLKNet with one input channel. Datasets (``data.datase
 * ``folders``: "folder per class" under ``data.root`` (pre-split ``train/``, ``val/`` folders or a
   seeded split);
 * ``sound_types``: the bundled demo of real recordings from Debian's ``sonic-pi-samples`` and
-  ``hydrogen-data`` (see :func:`~unireplknet.modalities.audio.sound_type_items` for the classes).
+  ``hydrogen-data`` (see :func:`~unireplknet.modalities.audio.demo.sound_type_items` for the classes).
 
 ``data.eval_split`` picks the split evaluated during training (``val``) or by ``eval`` (``test``).
 The log-mel mean/std are computed on the training split and travel with the checkpoint
@@ -30,7 +30,7 @@ from torch.utils.data import Dataset
 
 from ..modalities import audio as A
 from .base import register_task
-from .classify import ClassificationTask, build_classifier, top_classes
+from .classification import ClassificationTask, build_classifier, top_classes
 
 __all__ = ["AudioTask"]
 

@@ -18,17 +18,14 @@ uses a cheap tensor pipeline (pad-and-crop, flip) so CPU training is not slowed 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..checkpoint import load_checkpoint
 from ..data import (
     FASHION_MNIST_CLASSES,
     FashionMNIST,
@@ -37,17 +34,10 @@ from ..data import (
     read_image,
 )
 from ..data.fashion_mnist import FASHION_MNIST_MEAN, FASHION_MNIST_STD
-from .base import ClassListTask, Metrics, model_kwargs, register_task
+from .base import register_task
+from .classification import ClassificationTask, build_classifier, top_classes
 
-__all__ = [
-    "ClassifyTask",
-    "ClassificationTask",
-    "ClassificationMetrics",
-    "build_classifier",
-    "classification_loss",
-    "top_classes",
-    "save_png",
-]
+__all__ = ["ClassifyTask"]
 
 FASHION_MNIST_DEFAULT_SUBSET = 20_000
 
@@ -55,141 +45,6 @@ FASHION_MNIST_DEFAULT_SUBSET = 20_000
 def _fixed_order(length: int) -> list[int]:
     """A random order of ``range(length)`` that is the same in every run (subsets and held-out splits)."""
     return torch.randperm(length, generator=torch.Generator().manual_seed(0)).tolist()
-
-
-class ClassificationMetrics(Metrics):
-    """Top-1/top-5 accuracy (percent), mean loss and the confusion matrix.
-
-    Targets may be class indices ``(N,)`` or soft/one-hot ``(N, classes)`` (Mixup): those count as
-    their largest entry.
-    """
-
-    def __init__(self, num_classes: int, class_names: Sequence[str] | None = None) -> None:
-        self.class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
-        self.confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)  # [true, predicted]
-        self.sums = torch.zeros(3, dtype=torch.float64)  # top-5 hits, loss sum (per sample), samples with loss
-
-    def update(self, outputs: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor | None = None) -> None:
-        logits = outputs.detach().float()
-        labels = (targets.argmax(-1) if targets.dim() == 2 else targets).cpu()
-        top = logits.topk(min(5, logits.shape[-1]), dim=-1).indices.cpu()
-        n = self.confusion.shape[0]
-        self.confusion += torch.bincount(labels * n + top[:, 0], minlength=n * n).view(n, n)
-        self.sums[0] += (top == labels[:, None]).any(-1).sum()
-        if loss is not None:
-            self.sums[1] += loss.detach().double().cpu() * len(labels)
-            self.sums[2] += len(labels)
-
-    def compute(self) -> dict[str, float]:
-        count = int(self.confusion.sum())
-        if count == 0:
-            return {}
-        result = {
-            "top1": 100.0 * self.confusion.diag().sum().item() / count,
-            "top5": 100.0 * self.sums[0].item() / count,
-        }
-        if self.sums[2] > 0:
-            result = {"loss": (self.sums[1] / self.sums[2]).item(), **result}
-        return result
-
-    def state_tensors(self) -> list[torch.Tensor]:
-        return [self.confusion, self.sums]
-
-    def report(self, run_dir: Path) -> dict[str, Any]:
-        """``confusion_matrix.png`` (row-normalised) and ``confusion_matrix.json`` (counts)."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        n = len(self.class_names)
-        (run_dir / "confusion_matrix.json").write_text(
-            json.dumps({"classes": self.class_names, "matrix": self.confusion.tolist()})
-        )
-        if n > 50:  # unreadable as a picture; the JSON has it
-            return {"confusion_matrix": run_dir / "confusion_matrix.json"}
-        rates = self.confusion.double() / self.confusion.sum(1, keepdim=True).clamp(min=1)
-        size = max(5.0, 0.5 * n + 2)
-        fig, ax = plt.subplots(figsize=(size, size))
-        ax.imshow(rates.numpy(), cmap="Blues", vmin=0, vmax=1)
-        ax.set_xticks(range(n), self.class_names, rotation=45, ha="right")
-        ax.set_yticks(range(n), self.class_names)
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-        for i in range(n):
-            for j in range(n):
-                if self.confusion[i, j]:
-                    color = "white" if rates[i, j] > 0.5 else "black"
-                    ax.text(j, i, int(self.confusion[i, j]), ha="center", va="center", fontsize=7, color=color)
-        top1 = self.compute().get("top1", 0.0)
-        ax.set_title(f"confusion matrix (top-1 {top1:.2f}%, {int(self.confusion.sum())} samples)")
-        fig.tight_layout()
-        path = run_dir / "confusion_matrix.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        return {"confusion_matrix": path}
-
-
-def classification_loss(outputs: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-    """Cross-entropy of logits ``(B, K)`` for hard labels ``(B,)``, ``(label, sample index)`` rows ``(B, 2)``
-    (several views of one sample) or soft targets ``(B, K)`` (Mixup/CutMix, label smoothing already folded in)."""
-    outputs = outputs.float()
-    if targets.is_floating_point():
-        return torch.sum(-targets * F.log_softmax(outputs, dim=-1), dim=-1).mean()
-    if targets.dim() == 2:
-        targets = targets[:, 0]
-    return F.cross_entropy(outputs, targets, label_smoothing=label_smoothing)
-
-
-def top_classes(probs: torch.Tensor, classes: Sequence[str], k: int) -> list[dict[str, Any]]:
-    """The ``k`` most probable classes of a ``(K,)`` probability vector, as JSON-ready dicts."""
-    values, indices = probs.topk(min(k, len(classes)))
-    return [
-        {"class": classes[i], "index": i, "probability": round(p, 6)}
-        for p, i in zip(values.tolist(), indices.tolist(), strict=True)
-    ]
-
-
-def save_png(image: torch.Tensor, path: Path) -> Path:
-    """Write a ``(C, H, W)`` float image in ``[0, 1]`` (C = 1 or 3) as a PNG, creating its folder."""
-    from torchvision.utils import save_image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(image, path)
-    return path
-
-
-def build_classifier(cfg: dict[str, Any], num_classes: int, in_chans: int = 3) -> nn.Module:
-    """A UniRepLKNet with ``num_classes`` outputs from the ``model`` config section (null entries: the
-    variant's own); ``model.checkpoint`` initialises it, skipping a classifier of another size (fine-tuning)."""
-    import unireplknet
-
-    m = cfg["model"]
-    model = unireplknet.create_model(m["name"], num_classes=num_classes, in_chans=in_chans, **model_kwargs(m))
-    if m.get("checkpoint"):
-        load_checkpoint(model, m["checkpoint"], strict=False)
-    return model
-
-
-class ClassificationTask(ClassListTask):
-    """A task that predicts one class per sample: label-smoothed cross-entropy (``data.label_smoothing``
-    by default, see :attr:`label_smoothing`) and top-1/top-5 metrics on top of the class-list plumbing."""
-
-    primary_metric = "top1"
-
-    @property
-    def label_smoothing(self) -> float:
-        """Label smoothing of the training loss."""
-        return self.cfg["data"]["label_smoothing"]
-
-    def loss(self, outputs: torch.Tensor, targets: torch.Tensor, train: bool) -> torch.Tensor:
-        return classification_loss(outputs, targets, self.label_smoothing if train else 0.0)
-
-    def new_metrics(self) -> Metrics:
-        return ClassificationMetrics(self.num_classes, self.classes)
-
-    def train_metrics(self) -> Metrics | None:
-        return ClassificationMetrics(self.num_classes, self.classes)
 
 
 @register_task

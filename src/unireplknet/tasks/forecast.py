@@ -1,6 +1,6 @@
 """``--task forecast``: multi-series forecasting with the unchanged backbone (the paper's Global Temp/Wind).
 
-The model is :class:`~unireplknet.modalities.forecast.UniRepLKNetForecaster`: per-series window
+The model is :class:`~unireplknet.models.forecast.UniRepLKNetForecaster`: per-series window
 normalisation, embedding of each (input_len, embed_dim) series latent as a square 1-channel map,
 UniRepLKNet (``model`` section, built with ``in_chans=1, num_classes=0``), linear head to ``pred_len``
 steps, de-normalisation. Defaults: 48 steps in, 24 out. ``forecast.linear_skip`` adds our zero-initialised
@@ -40,6 +40,7 @@ import unireplknet
 
 from ..checkpoint import load_checkpoint
 from ..modalities import forecast as TS
+from ..models.forecast import UniRepLKNetForecaster
 from .base import Metrics, Task, model_kwargs, register_task
 
 __all__ = ["ForecastTask", "ForecastMetrics", "stacked_windows"]
@@ -181,7 +182,7 @@ class ForecastTask(Task):
         if checkpoint := m.get("checkpoint"):
             load_checkpoint(backbone, checkpoint, strict=False)  # a 1-channel trunk, e.g. from another forecast run
         fc = self.fc
-        model = TS.UniRepLKNetForecaster(
+        model = UniRepLKNetForecaster(
             backbone,
             input_len=fc["input_len"],
             pred_len=fc["pred_len"],

