@@ -10,6 +10,7 @@ pytest.importorskip("librosa")
 soundfile = pytest.importorskip("soundfile")
 
 from unireplknet.config import resolve_config  # noqa: E402
+from unireplknet.engine import predict  # noqa: E402
 from unireplknet.tasks import get_task  # noqa: E402
 
 TINY_MODEL = {"depths": [1, 1, 1, 1], "dims": [8, 16, 32, 64], "kernel_sizes": [[3], [7], [7], [3]]}
@@ -110,7 +111,7 @@ def test_state_round_trip_and_predict(folder_root, tmp_path):
     restored.build_datasets()  # keeps the checkpoint's statistics
     assert restored.frontend.mean == task.frontend.mean
     clip = tone(tmp_path / "query.ogg", 2000, rate=44100)
-    (result,) = restored.predict(model, [clip], top_k=5)
+    (result,) = predict(restored, model, [clip], top_k=5)
     assert result["path"] == str(clip) and [t["class"] for t in result["top"]] in (["high", "low"], ["low", "high"])
     assert sum(t["probability"] for t in result["top"]) == pytest.approx(1.0, abs=1e-5)
     assert result["top"][0]["probability"] >= result["top"][1]["probability"]

@@ -10,9 +10,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from torch import nn
 
 from unireplknet.config import resolve_config
 from unireplknet.data import find_fashion_mnist, read_idx
+from unireplknet.engine import predict
 from unireplknet.tasks import get_task
 from unireplknet.tasks.classification import ClassificationMetrics, ClassificationTask, classification_loss, top_classes
 
@@ -82,7 +84,7 @@ def test_classification_loss_target_forms() -> None:
 def test_classification_task_base_class_plumbing() -> None:
     class Toy(ClassificationTask):
         name = "toy"
-        build_datasets = build_model = predict = None
+        build_datasets = build_model = predict_input = None
 
     task = Toy({"data": {"label_smoothing": 0.25}})
     with pytest.raises(ValueError, match="toy task's class list is unknown"):
@@ -95,6 +97,13 @@ def test_classification_task_base_class_plumbing() -> None:
     )
     assert task.loss(logits, labels, False) == pytest.approx(F.cross_entropy(logits, labels).item())
     assert task.train_metrics().class_names == ["a", "b", "c"]
+    views = torch.tensor([[4.0, 0.0, 0.0], [0.0, 3.0, 0.0]])  # two views of one sample: their softmax is averaged
+    probs = views.softmax(-1).mean(0)
+    top = task.predict_output(Path("x"), views, inputs=views, context=None, model=nn.Identity(), top_k=2)["top"]
+    assert [(t["class"], t["probability"]) for t in top] == [
+        ("a", round(probs[0].item(), 6)),
+        ("b", round(probs[1].item(), 6)),
+    ]
     restored = Toy({"data": {"label_smoothing": 0.0}})
     restored.load_state_dict(task.state_dict())
     restored.set_classes(["a", "b", "c"])
@@ -145,7 +154,7 @@ def test_image_folders_and_predict(tmp_path: Path) -> None:
     assert image.shape == (3, 32, 32) and label == 1
     model = task.build_model()
     assert model.head.fc.out_features == 2 and model.in_chans == 3
-    predictions = task.predict(model, [tmp_path / "val" / "red" / "0.jpg"], top_k=5)
+    predictions = predict(task, model, [tmp_path / "val" / "red" / "0.jpg"], top_k=5)
     top = predictions[0]["top"]
     assert len(top) == 2 and {t["class"] for t in top} == {"blue", "red"}
     assert sum(t["probability"] for t in top) == pytest.approx(1.0, abs=1e-5)

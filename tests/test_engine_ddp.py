@@ -43,8 +43,11 @@ class ToyTask(Task):
     def new_metrics(self) -> ClassificationMetrics:
         return ClassificationMetrics(2)
 
-    def predict(self, model: nn.Module, paths: Any, top_k: int = 5) -> list[dict[str, Any]]:
-        return []
+    def predict_input(self, path: Path) -> tuple[Any, Any]:
+        raise NotImplementedError("the toy task trains only")
+
+    def predict_output(self, path: Path, outputs: Any, **kwargs: Any) -> dict[str, Any]:
+        raise NotImplementedError("the toy task trains only")
 
 
 def config(out: Path, name: str, batch_size: int, accum_steps: int = 1) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import torch
 pd = pytest.importorskip("pandas")
 
 from unireplknet.config import resolve_config  # noqa: E402
+from unireplknet.engine import predict  # noqa: E402
 from unireplknet.tasks import get_task  # noqa: E402
 from unireplknet.tasks.forecast import ForecastMetrics, stacked_windows  # noqa: E402
 
@@ -77,7 +78,7 @@ def test_metrics_exact_grouped_and_scaled():
 def test_predict_writes_the_forecast(csv_path, tmp_path):
     task = make_task({"dataset": "csv", "path": str(csv_path), "columns": None}, predict={"output_dir": str(tmp_path)})
     model = task.build_model()
-    (result,) = task.predict(model, [csv_path])
+    (result,) = predict(task, model, [csv_path])
     assert result["columns"] == ["A/temp", "B/temp", "A/wind"]
     assert result["times"] == [str(np.datetime64("2021-03-09T08:00:00") + np.timedelta64(h, "h")) for h in range(4)]
     assert np.array(result["forecast"]).shape == (4, 3)
@@ -86,7 +87,7 @@ def test_predict_writes_the_forecast(csv_path, tmp_path):
     with pytest.raises(ValueError, match="at least 16 rows"):
         short = tmp_path / "short.csv"
         pd.read_csv(csv_path).head(10).to_csv(short, index=False)
-        task.predict(model, [short])
+        predict(task, model, [short])
 
 
 def test_nyc_weather_demo_data():
@@ -127,11 +128,11 @@ def test_time_feature_selection(csv_path):
     model = task.build_model()
     assert model.embed.time.in_features == 1
     assert model((x[None], x_mark[None])).shape == (1, 4, 3)
-    assert len(task.predict(model, [csv_path])[0]["forecast"]) == 4
+    assert len(predict(task, model, [csv_path])[0]["forecast"]) == 4
     none = make_task(
         {"dataset": "csv", "path": str(csv_path), "columns": None}, forecast={**TINY_FORECAST, "time_features": False}
     )
-    assert none.build_model().embed.time is None and none.predict(none.build_model(), [csv_path])
+    assert none.build_model().embed.time is None and predict(none, none.build_model(), [csv_path])
 
 
 def test_least_squares_skip_start_uses_the_training_windows_only(csv_path):

@@ -9,6 +9,7 @@ import torch
 
 trimesh = pytest.importorskip("trimesh")
 
+from unireplknet.engine import predict  # noqa: E402
 from unireplknet.modalities.points import OrthographicProjection  # noqa: E402
 from unireplknet.models.points import PointCloudNet  # noqa: E402
 from unireplknet.tasks import get_task  # noqa: E402
@@ -48,7 +49,7 @@ def test_points_task_mesh_folder_end_to_end_without_engine(tmp_path):
         outputs = model(torch.stack([val[0][0], val[1][0]]))
     metrics.update(outputs, torch.tensor([0, 1]))
     assert metrics.compute()["top1"] in (0.0, 50.0, 100.0)
-    [result] = task.predict(model, [tmp_path / "val" / "cone" / "cone.off"], top_k=2)
+    [result] = predict(task, model, [tmp_path / "val" / "cone" / "cone.off"], top_k=2)
     assert [t["class"] for t in result["top"]] in (["box", "cone"], ["cone", "box"])
     assert sum(t["probability"] for t in result["top"]) == pytest.approx(1.0, abs=1e-5)
     png = tmp_path / "png" / "cone_input.png"

@@ -12,6 +12,7 @@ pytest.importorskip("av")
 
 from test_video_preprocessing import write_video  # noqa: E402  (tests/ is on sys.path under pytest)
 
+from unireplknet.engine import predict  # noqa: E402
 from unireplknet.tasks import get_task  # noqa: E402
 from unireplknet.tasks.video import VideoTask, ViewAveragedAccuracy  # noqa: E402
 
@@ -63,7 +64,7 @@ def test_video_task_folders_end_to_end_without_engine(tmp_path):
         outputs = model(maps)
     metrics.update(outputs, targets, task.loss(outputs, targets, train=False))
     assert set(metrics.compute()) == {"top1", "top5", "loss"}
-    [result] = task.predict(model, [tmp_path / "val" / "a" / "v.mp4"], top_k=1)
+    [result] = predict(task, model, [tmp_path / "val" / "a" / "v.mp4"], top_k=1)
     assert result["views"] == 6 and result["top"][0]["class"] in ("a", "b")
     png = tmp_path / "png" / "v_input.png"
     assert result["input_png"] == str(png) and png.read_bytes()[:4] == b"\x89PNG"

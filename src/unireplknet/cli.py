@@ -260,8 +260,10 @@ def predict(
     if save_input is not None:
         sets = [*(sets or []), f"predict.save_input={save_input}"]
     files = _expand_inputs(inputs)
+    from .engine.predict import predict as predict_files
+
     task_obj, model, _ = _load_model(checkpoint, config, task, _overrides(sets), need_data=False)
-    results = task_obj.predict(model, files, top_k=top_k)
+    results = predict_files(task_obj, model, files, top_k=top_k)
     if as_json:
         typer.echo(json.dumps(results, indent=2))
         return

@@ -9,12 +9,14 @@
 from __future__ import annotations
 
 from .evaluate import evaluate, max_abs_diff
+from .predict import predict
 from .state import load_state, read_metadata, read_weights, save_state, save_weights
-from .trainer import CRASH_ENV, RunPaths, build_task, new_run_dir, train
+from .trainer import RunPaths, build_task, new_run_dir, train
 
 __all__ = [
     "train",
     "evaluate",
+    "predict",
     "build_task",
     "new_run_dir",
     "RunPaths",
@@ -24,5 +26,4 @@ __all__ = [
     "read_metadata",
     "save_state",
     "load_state",
-    "CRASH_ENV",
 ]

@@ -26,7 +26,6 @@ import json
 import math
 import os
 import random
-import signal
 import time
 from datetime import datetime
 from pathlib import Path
@@ -46,10 +45,7 @@ from .evaluate import autocast, evaluate
 from .progress import TrainProgress, console, summary_table
 from .report import append_jsonl, plot_curves, read_jsonl, truncate_jsonl
 
-__all__ = ["train", "RunPaths", "new_run_dir", "build_task", "CRASH_ENV"]
-
-# Test hook: SIGKILL this process right after the given global optimizer step, as `kill -9` would.
-CRASH_ENV = "UNIREPLKNET_KILL_AFTER_STEP"
+__all__ = ["train", "RunPaths", "new_run_dir", "build_task"]
 
 
 class RunPaths:
@@ -290,7 +286,6 @@ class _Trainer:
             self._reset_epoch_accumulators()
         self.ddp_model.train()
         bar.start_pass(f"train {self.epoch + 1}", self.steps_per_epoch, self.step_in_epoch)
-        crash_after = int(os.environ.get(CRASH_ENV, "0"))
         batches = iter(self.train_loader)
         started, images = time.perf_counter(), 0
         while self.step_in_epoch < self.steps_per_epoch:
@@ -334,8 +329,6 @@ class _Trainer:
             bar.step(stats)
             if self.global_step % tcfg["checkpoint_every_steps"] == 0 and self.step_in_epoch < self.steps_per_epoch:
                 self._save_state()
-            if crash_after and self.global_step == crash_after:
-                os.kill(os.getpid(), signal.SIGKILL)
         self.epoch_throughput = images * self.dist.world_size / max(time.perf_counter() - started, 1e-9)
 
     def _evaluate(

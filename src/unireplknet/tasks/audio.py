@@ -17,7 +17,7 @@ The log-mel mean/std are computed on the training split and travel with the chec
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..modalities import audio as A
-from .base import register_task
-from .classification import ClassificationTask, build_classifier, top_classes
+from .base import register_task, require_data
+from .classification import ClassificationTask, build_classifier
 
 __all__ = ["AudioTask"]
 
@@ -91,8 +91,7 @@ class AudioTask(ClassificationTask):
                 roots, d["min_clips"], d["val_fraction"], d["test_fraction"], d["seed"]
             )
             return splits, classes, []
-        if not d.get("root"):
-            raise ValueError(f"data.dataset={kind} needs data.root (the dataset folder)")
+        require_data(d, "root", what="the dataset folder")
         if kind == "speech_commands":
             return A.speech_commands_items(d["root"])
         if kind == "folders":
@@ -160,14 +159,6 @@ class AudioTask(ClassificationTask):
         self.stats_fitted = True
 
     # -- outputs --------------------------------------------------------------------------------
-    @torch.no_grad()
-    def predict(self, model: nn.Module, paths: Sequence[Path], top_k: int = 5) -> list[dict[str, Any]]:
-        """Top-``top_k`` classes of each audio file (its first ``frames`` frames, as in evaluation)."""
-        device = next(model.parameters()).device
-        model.eval()
-        results = []
-        for path in paths:
-            x = self.frontend(A.load_audio(path, self.frontend.sample_rate)).unsqueeze(0).to(device)
-            probs = model(x).float().softmax(-1)[0].cpu()
-            results.append({"path": str(path), "top": top_classes(probs, self.classes, top_k)})
-        return results
+    def predict_input(self, path: Path) -> tuple[torch.Tensor, None]:
+        """An audio file's first ``frames`` frames (as in evaluation) as a batch ``(1, 1, frames, n_mels)``."""
+        return self.frontend(A.load_audio(path, self.frontend.sample_rate)).unsqueeze(0), None

@@ -25,6 +25,7 @@ __all__ = [
     "register_task",
     "get_task",
     "model_kwargs",
+    "require_data",
     "TASKS",
     "UNIREPLKNET_KWARGS",
 ]
@@ -44,6 +45,14 @@ BACKBONE_KWARGS = tuple(k for k in UNIREPLKNET_KWARGS if k not in ("drop_rate", 
 def model_kwargs(model_cfg: dict[str, Any], keys: Sequence[str] = UNIREPLKNET_KWARGS) -> dict[str, Any]:
     """The ``keys`` set (not null) in a ``model`` config section; null ones keep the variant's own value."""
     return {k: model_cfg[k] for k in keys if model_cfg.get(k) is not None}
+
+
+def require_data(data: dict[str, Any], *keys: str, what: str = "") -> None:
+    """ValueError unless every ``data.<key>`` of the ``data`` config section is set (not null or empty):
+    ``data.dataset=NAME needs data.KEY [and data.KEY2] (what)``."""
+    if not all(data.get(key) for key in keys):
+        needs = " and ".join(f"data.{key}" for key in keys)
+        raise ValueError(f"data.dataset={data['dataset']} needs {needs}" + (f" ({what})" if what else ""))
 
 
 def register_task(cls: type[Task]) -> type[Task]:
@@ -159,10 +168,18 @@ class Task(abc.ABC):
     def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: B027 - optional hook, no-op by default
         """Restore what :meth:`state_dict` returned (called before evaluation or resumed training)."""
 
-    # -- outputs --------------------------------------------------------------------------------
+    # -- outputs (the engine's prediction loop, :func:`unireplknet.engine.predict`, feeds these) ---
     @abc.abstractmethod
-    def predict(self, model: nn.Module, paths: Sequence[Path], top_k: int = 5) -> list[dict[str, Any]]:
-        """Predictions for raw input files, one JSON-serialisable dict per file."""
+    def predict_input(self, path: Path) -> tuple[Any, Any]:
+        """One raw input file -> ``(inputs, context)``: the model's input as a batch (this file's sample, or
+        several views of it), and whatever :meth:`predict_output` needs besides it (or None)."""
+
+    @abc.abstractmethod
+    def predict_output(
+        self, path: Path, outputs: Any, *, inputs: Any, context: Any, model: nn.Module, top_k: int
+    ) -> dict[str, Any]:
+        """The JSON-serialisable result for one file from the model's ``outputs`` on ``inputs`` (on the
+        model's device); the engine puts ``"path"`` first. ``top_k``: how many classes to list, if any."""
 
     def write_report(self, model: nn.Module, dataset: Dataset, run_dir: Path) -> dict[str, Any]:
         """Extra end-of-run artifacts (e.g. a confusion-matrix PNG); returns paths/values to summarise."""

@@ -148,3 +148,11 @@ class ClassificationTask(ClassListTask):
 
     def train_metrics(self) -> Metrics | None:
         return ClassificationMetrics(self.num_classes, self.classes)
+
+    def predict_output(
+        self, path: Path, outputs: torch.Tensor, *, inputs: Any, context: Any, model: nn.Module, top_k: int
+    ) -> dict[str, Any]:
+        """``{"top": [{"class", "index", "probability"}, ...]}``: the ``top_k`` classes of the softmax averaged
+        over the input's views (one view: its own)."""
+        probs = outputs.float().softmax(-1).mean(0).cpu()
+        return {"top": top_classes(probs, self.classes, top_k)}

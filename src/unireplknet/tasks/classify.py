@@ -18,7 +18,7 @@ uses a cheap tensor pipeline (pad-and-crop, flip) so CPU training is not slowed 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,8 @@ from ..data import (
     read_image,
 )
 from ..data.fashion_mnist import FASHION_MNIST_MEAN, FASHION_MNIST_STD
-from .base import register_task
-from .classification import ClassificationTask, build_classifier, top_classes
+from .base import register_task, require_data
+from .classification import ClassificationTask, build_classifier
 
 __all__ = ["ClassifyTask"]
 
@@ -191,8 +191,7 @@ class ClassifyTask(ClassificationTask):
         if self.kind == "fashion_mnist":
             return self._fashion_mnist()
         if self.kind == "folder":
-            if self.data["root"] is None:
-                raise ValueError("data.dataset=folder needs data.root (a folder with train/ and val/ subfolders)")
+            require_data(self.data, "root", what="a folder with train/ and val/ subfolders")
             root = Path(self.data["root"]).expanduser()
             splits = [root / self.data["train_split"], root / self.data["eval_split"]]
             for split in splits:
@@ -290,13 +289,6 @@ class ClassifyTask(ClassificationTask):
             )
         return self._pil_transform(False)(image)
 
-    @torch.no_grad()
-    def predict(self, model: nn.Module, paths: Sequence[Path], top_k: int = 5) -> list[dict[str, Any]]:
-        """``[{"path", "top": [{"class", "index", "probability"}, ...]}]``, ``top_k`` classes per image."""
-        model.eval()
-        device = next(model.parameters()).device
-        results = []
-        for path in paths:
-            probs = model(self.preprocess(path)[None].to(device)).float().softmax(-1)[0].cpu()
-            results.append({"path": str(path), "top": top_classes(probs, self.classes, top_k)})
-        return results
+    def predict_input(self, path: Path) -> tuple[torch.Tensor, None]:
+        """One image as a batch ``(1, in_chans, img_size, img_size)``."""
+        return self.preprocess(path)[None], None

@@ -19,7 +19,7 @@ only, so evaluation reports no loss. ``predict`` writes each image with its dete
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from torch.utils.data import Dataset
 
 from ..dense import datasets as D
 from ..dense.metrics import DetectionMetrics
-from .base import BACKBONE_KWARGS, ClassListTask, Metrics, model_kwargs, register_task
+from .base import BACKBONE_KWARGS, ClassListTask, Metrics, model_kwargs, register_task, require_data
 
 __all__ = ["DetectTask", "collate_for_engine"]
 
@@ -91,8 +91,7 @@ class DetectTask(ClassListTask):
             names = {"train_images": "train/images", "train_annotations": "train/instances.json"}
             names |= {"val_images": "val/images", "val_annotations": "val/instances.json"}
         elif d["dataset"] == "coco":
-            if not d.get("root"):
-                raise ValueError("data.dataset=coco needs data.root (the folder with the images and annotations)")
+            require_data(d, "root", what="the folder with the images and annotations")
             root = Path(d["root"]).expanduser()
             names = {k: d[k] for k in ("train_images", "train_annotations", "val_images", "val_annotations")}
         else:
@@ -154,32 +153,32 @@ class DetectTask(ClassListTask):
         self.category_ids = [int(c) for c in state["category_ids"]]
 
     # -- outputs --------------------------------------------------------------------------------
-    @torch.no_grad()
-    def predict(self, model: nn.Module, paths: Sequence[Path], top_k: int = 5) -> list[dict[str, Any]]:
-        """Per image: detections above ``predict.score_threshold`` (class, COCO category id, score,
-        box xyxy) and a PNG with them drawn. ``top_k`` is not used (every detection is listed)."""
+    def predict_input(self, path: Path) -> tuple[tuple[list[torch.Tensor], list[dict]], torch.Tensor]:
+        """One image as the detector's batch ``([image (3, H, W)], [no targets])``; the context is the image."""
+        image = D.read_image(path)
+        return ([image], [{}]), image
+
+    def predict_output(
+        self, path: Path, outputs: Any, *, inputs: Any, context: torch.Tensor, model: nn.Module, top_k: int
+    ) -> dict[str, Any]:
+        """Detections above ``predict.score_threshold`` (class, COCO category id, score, box xyxy) and a PNG with
+        them drawn. ``top_k`` is not used (every detection is listed)."""
         from ..dense.visualize import save_detections_png
 
-        model.eval()
-        device = next(model.parameters()).device
         p = self.cfg["predict"]
-        results = []
-        for path in map(Path, paths):
-            image = D.read_image(path)
-            found = model(([image.to(device)], [{}]))["detections"][0]
-            keep = found["scores"] >= p["score_threshold"]
-            found = {k: v[keep].cpu() for k, v in found.items()}
-            png = save_detections_png(image, found, self.classes, Path(p["out_dir"]) / f"{path.stem}_detections.png")
-            objects = [
-                {
-                    "class": self.classes[label - 1],
-                    "category_id": self.category_ids[label - 1],
-                    "score": round(score, 4),
-                    "box": [round(v, 1) for v in box],
-                }
-                for label, score, box in zip(
-                    found["labels"].tolist(), found["scores"].tolist(), found["boxes"].tolist(), strict=True
-                )
-            ]
-            results.append({"path": str(path), "detections_png": str(png), "objects": objects})
-        return results
+        found = outputs["detections"][0]
+        keep = found["scores"] >= p["score_threshold"]
+        found = {k: v[keep].cpu() for k, v in found.items()}
+        png = save_detections_png(context, found, self.classes, Path(p["out_dir"]) / f"{path.stem}_detections.png")
+        objects = [
+            {
+                "class": self.classes[label - 1],
+                "category_id": self.category_ids[label - 1],
+                "score": round(score, 4),
+                "box": [round(v, 1) for v in box],
+            }
+            for label, score, box in zip(
+                found["labels"].tolist(), found["scores"].tolist(), found["boxes"].tolist(), strict=True
+            )
+        ]
+        return {"detections_png": str(png), "objects": objects}

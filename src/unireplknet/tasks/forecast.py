@@ -41,7 +41,7 @@ import unireplknet
 from ..checkpoint import load_checkpoint
 from ..modalities import forecast as TS
 from ..models.forecast import UniRepLKNetForecaster
-from .base import Metrics, Task, model_kwargs, register_task
+from .base import Metrics, Task, model_kwargs, register_task, require_data
 
 __all__ = ["ForecastTask", "ForecastMetrics", "stacked_windows"]
 
@@ -147,16 +147,14 @@ class ForecastTask(Task):
         d, length = self.data, self.fc["input_len"]
         kind = d["dataset"]
         if kind in ("global_temp", "global_wind"):
-            if not d.get("root"):
-                raise ValueError(f"data.dataset={kind} needs data.root (the folder of Corrformer's .npy files)")
+            require_data(d, "root", what="the folder of Corrformer's .npy files")
             values, stamps = TS.load_corrformer(d["root"], kind.split("_")[1], split, d["feature"])
             names = [f"{i}/{kind.split('_')[1]}" for i in range(values.shape[1])]
         else:
             if kind == "nyc_weather":
                 values, stamps, names = TS.load_nyc_weather(d["columns"])
             elif kind == "csv":
-                if not d.get("path"):
-                    raise ValueError("data.dataset=csv needs data.path (a CSV of timestamped columns)")
+                require_data(d, "path", what="a CSV of timestamped columns")
                 values, stamps, names = TS.load_csv_series(d["path"], d["columns"], d["time_column"])
             else:
                 raise ValueError(
@@ -246,33 +244,40 @@ class ForecastTask(Task):
         plt.close(fig)
         return {"forecasts": path}
 
-    @torch.no_grad()
-    def predict(self, model: nn.Module, paths: Sequence[Path], top_k: int = 5) -> list[dict[str, Any]]:
-        """Forecast the ``pred_len`` steps after the last row of each CSV (``top_k`` is unused)."""
-        length, horizon = self.fc["input_len"], self.fc["pred_len"]
+    def predict_input(
+        self, path: Path
+    ) -> tuple[tuple[torch.Tensor, torch.Tensor | None], tuple[np.ndarray, list[str]]]:
+        """The last ``input_len`` rows of a CSV (same layout as ``csv``) as ``(x (1, L, N), x_mark (1, L, F) or
+        None)``; the context is the file's time stamps and column names."""
+        length = self.fc["input_len"]
         columns = self.data["columns"] if self.data["dataset"] == "csv" else None
-        device = next(model.parameters()).device
-        model.eval()
-        results = []
-        for path in paths:
-            values, stamps, names = TS.load_csv_series(path, columns, self.data["time_column"])
-            if len(values) < length:
-                raise ValueError(f"{path}: needs at least {length} rows to forecast from, has {len(values)}")
-            x = torch.from_numpy(values[-length:]).unsqueeze(0).to(device)
-            x_mark = torch.from_numpy(TS.time_features(stamps[-length:], self.time_feature_names)).unsqueeze(0)
-            y = model(x, x_mark.to(device) if self.time_feature_names else None)[0].cpu().numpy()
-            step = stamps[-1] - stamps[-2] if len(stamps) > 1 else np.timedelta64(1, "h")
-            times = [str(stamps[-1] + step * (k + 1)) for k in range(horizon)]
-            result = {
-                "path": str(path),
-                "columns": names,
-                "times": times,
-                "forecast": y.astype(np.float64).round(4).tolist(),
-            }
-            if self.cfg.get("predict", {}).get("output_dir"):
-                out = Path(self.cfg["predict"]["output_dir"]) / f"{Path(path).stem}_forecast.csv"
-                out.parent.mkdir(parents=True, exist_ok=True)
-                pandas.DataFrame(y, columns=names).assign(time=times).set_index("time").to_csv(out)
-                result["output"] = str(out)
-            results.append(result)
-        return results
+        values, stamps, names = TS.load_csv_series(path, columns, self.data["time_column"])
+        if len(values) < length:
+            raise ValueError(f"{path}: needs at least {length} rows to forecast from, has {len(values)}")
+        x = torch.from_numpy(values[-length:]).unsqueeze(0)
+        x_mark = torch.from_numpy(TS.time_features(stamps[-length:], self.time_feature_names)).unsqueeze(0)
+        return (x, x_mark if self.time_feature_names else None), (stamps, names)
+
+    def predict_output(
+        self,
+        path: Path,
+        outputs: torch.Tensor,
+        *,
+        inputs: Any,
+        context: tuple[np.ndarray, list[str]],
+        model: nn.Module,
+        top_k: int,
+    ) -> dict[str, Any]:
+        """The ``pred_len`` steps after the file's last row (``top_k`` is unused); with ``predict.output_dir``
+        also written as ``<file stem>_forecast.csv``."""
+        stamps, names = context
+        y = outputs[0].cpu().numpy()
+        step = stamps[-1] - stamps[-2] if len(stamps) > 1 else np.timedelta64(1, "h")
+        times = [str(stamps[-1] + step * (k + 1)) for k in range(self.fc["pred_len"])]
+        result = {"columns": names, "times": times, "forecast": y.astype(np.float64).round(4).tolist()}
+        if self.cfg.get("predict", {}).get("output_dir"):
+            out = Path(self.cfg["predict"]["output_dir"]) / f"{Path(path).stem}_forecast.csv"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            pandas.DataFrame(y, columns=names).assign(time=times).set_index("time").to_csv(out)
+            result["output"] = str(out)
+        return result

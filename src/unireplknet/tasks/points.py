@@ -18,7 +18,6 @@ UniRepLKNet. Datasets (``data.dataset``):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +29,8 @@ from torch.utils.data import Dataset
 from ..data.folders import save_png
 from ..modalities import points as P
 from ..models.points import PointCloudNet
-from .base import register_task
-from .classification import ClassificationTask, build_classifier, top_classes
+from .base import register_task, require_data
+from .classification import ClassificationTask, build_classifier
 
 __all__ = ["PointsTask"]
 
@@ -91,15 +90,13 @@ class PointsTask(ClassificationTask):
         common = dict(num_points=d["num_points"])
         cached = dict(cache=d["cache"])
         if kind == "modelnet40":
-            if not d.get("root"):
-                raise ValueError("data.dataset=modelnet40 needs data.root (the modelnet40_normal_resampled folder)")
+            require_data(d, "root", what="the modelnet40_normal_resampled folder")
             train = P.ModelNet40(
                 d["root"], "train", variant=d["variant"], train=True, augment=augment, **cached, **common
             )
             val = P.ModelNet40(d["root"], "test", variant=d["variant"], **common)
         elif kind in ("scanobjectnn", "mesh_folder"):
-            if not d.get("train") or not d.get("val"):
-                raise ValueError(f"data.dataset={kind} needs data.train and data.val")
+            require_data(d, "train", "val")
             if kind == "scanobjectnn":
                 train = P.ScanObjectNN(d["train"], train=True, augment=augment, **cached, **common)
                 val = P.ScanObjectNN(d["val"], classes=train.classes, **common)
@@ -136,21 +133,20 @@ class PointsTask(ClassificationTask):
         points = P.normalize_unit_sphere(P.load_points(path, d["surface_points"], seed=0))
         return points[P.farthest_point_sample(points, d["num_points"])]
 
-    @torch.no_grad()
-    def predict(self, model: nn.Module, paths: Sequence[Path], top_k: int = 5) -> list[dict[str, Any]]:
-        model.eval()
-        device = next(model.parameters()).device
+    def predict_input(self, path: Path) -> tuple[torch.Tensor, None]:
+        """One file's points as a batch ``(1, P, 3)``."""
+        return self.input_points(path)[None], None
+
+    def predict_output(
+        self, path: Path, outputs: torch.Tensor, *, inputs: torch.Tensor, context: Any, model: nn.Module, top_k: int
+    ) -> dict[str, Any]:
+        """The top classes; with ``predict.save_input`` the model's three projected views as a PNG."""
+        result = super().predict_output(path, outputs, inputs=inputs, context=context, model=model, top_k=top_k)
         save_dir = (self.cfg.get("predict") or {}).get("save_input")
-        results = []
-        for path in map(Path, paths):
-            points = self.input_points(path)[None].to(device)
-            probs = model(points).float().softmax(-1)[0].cpu()
-            result = {"path": str(path), "top": top_classes(probs, self.classes, top_k)}
-            if save_dir:
-                views = model.projection(points)[0].cpu()  # (3, H, W): one view per channel
-                strip = torch.cat(list(views), dim=1)[None]  # three grey panels side by side
-                result["input_png"] = str(
-                    save_png(strip / strip.max().clamp_min(1e-6), Path(save_dir) / f"{path.stem}_input.png")
-                )
-            results.append(result)
-        return results
+        if save_dir:
+            views = model.projection(inputs)[0].cpu()  # (3, H, W): one view per channel
+            strip = torch.cat(list(views), dim=1)[None]  # three grey panels side by side
+            result["input_png"] = str(
+                save_png(strip / strip.max().clamp_min(1e-6), Path(save_dir) / f"{path.stem}_input.png")
+            )
+        return result

@@ -22,7 +22,7 @@ back, as MMSeg does.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from torch.utils.data import Dataset
 
 from ..dense import datasets as D
 from ..dense.metrics import SegmentationMetrics, resize_logits
-from .base import BACKBONE_KWARGS, ClassListTask, Metrics, model_kwargs, register_task
+from .base import BACKBONE_KWARGS, ClassListTask, Metrics, model_kwargs, register_task, require_data
 
 __all__ = ["SegmentTask"]
 
@@ -84,8 +84,7 @@ class SegmentTask(ClassListTask):
             from ..dense.demo import write_coins_demo
 
             return write_coins_demo(d["root"])
-        if not d.get("root"):
-            raise ValueError(f"data.dataset={d['dataset']} needs data.root (the dataset folder)")
+        require_data(d, "root", what="the dataset folder")
         return Path(d["root"]).expanduser()
 
     def _class_names(self) -> list[str]:
@@ -164,29 +163,26 @@ class SegmentTask(ClassListTask):
         return self.new_metrics()
 
     # -- outputs --------------------------------------------------------------------------------
-    @torch.no_grad()
-    def predict(self, model: nn.Module, paths: Sequence[Path], top_k: int = 5) -> list[dict[str, Any]]:
-        """Per image: the colour label-map PNG (at the image's size) and the ``top_k`` classes by area."""
+    def predict_input(self, path: Path) -> tuple[torch.Tensor, torch.Size]:
+        """One image, transformed as in evaluation, as a batch ``(1, 3, H, W)``; the context is its own size."""
+        image = D.read_image(path)
+        x, _ = self._transform(train=False)(image, torch.zeros(image.shape[-2:], dtype=torch.int64))
+        return x[None], image.shape[-2:]
+
+    def predict_output(
+        self, path: Path, outputs: torch.Tensor, *, inputs: Any, context: torch.Size, model: nn.Module, top_k: int
+    ) -> dict[str, Any]:
+        """The colour label-map PNG (at the image's size) and the ``top_k`` classes by area."""
         from ..dense.visualize import save_label_png
 
-        model.eval()
-        device = next(model.parameters()).device
-        out_dir = Path(self.cfg["predict"]["out_dir"])
-        transform = self._transform(train=False)
-        results = []
-        for path in map(Path, paths):
-            image = D.read_image(path)
-            x, _ = transform(image, torch.zeros(image.shape[-2:], dtype=torch.int64))
-            logits = model(x[None].to(device)).float()
-            logits = F.interpolate(logits, size=image.shape[-2:], mode="bilinear", align_corners=False)
-            labels = logits.argmax(1)[0].cpu()
-            png = save_label_png(labels, len(self.classes), out_dir / f"{path.stem}_mask.png")
-            area = torch.bincount(labels.flatten(), minlength=len(self.classes)).double() / labels.numel()
-            values, indices = area.topk(min(top_k, len(self.classes)))
-            top = [
-                {"class": self.classes[i], "index": int(i), "area": round(float(a), 6)}
-                for a, i in zip(values.tolist(), indices.tolist(), strict=True)
-                if a > 0
-            ]
-            results.append({"path": str(path), "mask_png": str(png), "size": list(labels.shape), "classes": top})
-        return results
+        logits = F.interpolate(outputs.float(), size=context, mode="bilinear", align_corners=False)
+        labels = logits.argmax(1)[0].cpu()
+        png = save_label_png(labels, len(self.classes), Path(self.cfg["predict"]["out_dir"]) / f"{path.stem}_mask.png")
+        area = torch.bincount(labels.flatten(), minlength=len(self.classes)).double() / labels.numel()
+        values, indices = area.topk(min(top_k, len(self.classes)))
+        top = [
+            {"class": self.classes[i], "index": int(i), "area": round(float(a), 6)}
+            for a, i in zip(values.tolist(), indices.tolist(), strict=True)
+            if a > 0
+        ]
+        return {"mask_png": str(png), "size": list(labels.shape), "classes": top}

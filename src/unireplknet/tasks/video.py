@@ -17,7 +17,7 @@ Evaluation uses ``data.num_clips`` x ``data.num_crops`` views per video and aver
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,8 @@ from torch.utils.data import Dataset
 
 from ..data.folders import save_png
 from ..modalities import video as V
-from .base import Metrics, register_task
-from .classification import ClassificationTask, build_classifier, top_classes
+from .base import Metrics, register_task, require_data
+from .classification import ClassificationTask, build_classifier
 
 __all__ = ["VideoTask", "ViewAveragedAccuracy"]
 
@@ -130,8 +130,7 @@ class VideoTask(ClassificationTask):
         if kind == "arrow_of_time":
             train, val = self._arrow_of_time()
         elif kind in ("annotations", "folders"):
-            if not d.get("train") or not d.get("val"):
-                raise ValueError(f"data.dataset={kind} needs data.train and data.val (annotation files or folders)")
+            require_data(d, "train", "val", what="annotation files or folders")
             if kind == "annotations":
                 train_items, val_items = (V.read_annotations(d[s], d.get("root")) for s in ("train", "val"))
             else:
@@ -196,17 +195,20 @@ class VideoTask(ClassificationTask):
             num_crops=1 if arrow else d["num_crops"],
         )
 
-    @torch.no_grad()
-    def predict(self, model: nn.Module, paths: Sequence[Path], top_k: int = 5) -> list[dict[str, Any]]:
-        model.eval()
-        device = next(model.parameters()).device
+    def predict_input(self, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+        """A video's evaluation views ``(V, 3, H, W)``; the context is the same views, on the CPU."""
+        views = self.input_views(path)
+        return views, views
+
+    def predict_output(
+        self, path: Path, outputs: torch.Tensor, *, inputs: Any, context: torch.Tensor, model: nn.Module, top_k: int
+    ) -> dict[str, Any]:
+        """The classes of the views' averaged softmax; with ``predict.save_input`` the first view as a PNG."""
+        result = {
+            "views": len(context),
+            **super().predict_output(path, outputs, inputs=inputs, context=context, model=model, top_k=top_k),
+        }
         save_dir = (self.cfg.get("predict") or {}).get("save_input")
-        results = []
-        for path in map(Path, paths):
-            views = self.input_views(path)
-            probs = model(views.to(device)).float().softmax(-1).mean(0).cpu()
-            result = {"path": str(path), "views": len(views), "top": top_classes(probs, self.classes, top_k)}
-            if save_dir:
-                result["input_png"] = str(save_png(V.denormalize(views[0]), Path(save_dir) / f"{path.stem}_input.png"))
-            results.append(result)
-        return results
+        if save_dir:
+            result["input_png"] = str(save_png(V.denormalize(context[0]), Path(save_dir) / f"{path.stem}_input.png"))
+        return result
