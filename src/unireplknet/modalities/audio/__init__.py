@@ -21,21 +21,21 @@ from .demo import SONIC_PI_FAMILIES, SOUND_TYPE_RULES, sound_type_items, sound_t
 from .io import AUDIO_EXTENSIONS, load_audio
 from .transforms import LogMelFrontend, add_background_noise, spec_augment
 
-__all__ = [
-    "AUDIO_EXTENSIONS",
-    "LogMelFrontend",
-    "load_audio",
-    "spec_augment",
+__all__ = [  # what the parts export, alphabetically
     "add_background_noise",
-    "Item",
-    "AudioClipDataset",
+    "AUDIO_EXTENSIONS",
     "audio_files",
-    "speech_commands_items",
+    "AudioClipDataset",
     "folder_items",
+    "Item",
+    "load_audio",
+    "LogMelFrontend",
+    "SONIC_PI_FAMILIES",
     "sound_type_items",
     "sound_type_label",
-    "split_by_group",
     "SOUND_TYPE_ROOTS",
     "SOUND_TYPE_RULES",
-    "SONIC_PI_FAMILIES",
+    "spec_augment",
+    "speech_commands_items",
+    "split_by_group",
 ]

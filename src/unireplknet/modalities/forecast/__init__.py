@@ -15,14 +15,14 @@ from .demo import load_nyc_weather
 from .io import load_corrformer, load_csv_series
 from .transforms import NUM_TIME_FEATURES, TIME_FEATURES, fill_gaps, time_features
 
-__all__ = [
-    "TIME_FEATURES",
-    "NUM_TIME_FEATURES",
-    "time_features",
+__all__ = [  # what the parts export, alphabetically
+    "chronological_split",
     "fill_gaps",
+    "ForecastWindows",
+    "load_corrformer",
     "load_csv_series",
     "load_nyc_weather",
-    "load_corrformer",
-    "chronological_split",
-    "ForecastWindows",
+    "NUM_TIME_FEATURES",
+    "TIME_FEATURES",
+    "time_features",
 ]
