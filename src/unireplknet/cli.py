@@ -113,9 +113,9 @@ def _load_model(
 def _print_table(title: str, rows: dict[str, Any]) -> None:
     from rich.console import Console
 
-    from .engine.progress import summary_table
+    from .engine.progress import print_table, summary_table
 
-    Console().print(summary_table(title, rows))
+    print_table(summary_table(title, rows), Console())
 
 
 # -- commands --------------------------------------------------------------------------------------

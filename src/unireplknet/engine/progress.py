@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -16,7 +17,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-__all__ = ["TrainProgress", "summary_table", "console"]
+__all__ = ["TrainProgress", "summary_table", "print_table", "console"]
 
 console = Console(stderr=True)
 
@@ -27,15 +28,26 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-class TrainProgress:
-    """Two bars (epochs, steps of the current epoch) with loss, metric, images/s and ETA.
+def _print_line(text: str) -> None:
+    """One physical line, as given: no wrapping at the console width (80 columns in a log file, which
+    split long step lines and left their ETA alone on the next line), no markup or highlighting."""
+    console.print(text, soft_wrap=True, markup=False, highlight=False, emoji=False)
 
-    Disabled (prints nothing) on non-main processes. On a terminal the bars update live; in a log
-    file each epoch ends with one printed line instead.
+
+class TrainProgress:
+    """Two bars (epochs, steps of the current pass) with loss, metric, images/s and ETA.
+
+    Disabled (prints nothing) on non-main processes. On an interactive terminal the bars update live;
+    anywhere else (a log file, a pipe, a CI job, ``TERM=dumb``) nothing is drawn and each report is one
+    plain line: about 10 ``<pass> step i/n  <stats>  ETA <s>s`` lines per training pass, one line per
+    epoch, and the :meth:`log` messages.
     """
 
     def __init__(self, enabled: bool, epochs: int, start_epoch: int) -> None:
         self.enabled = enabled
+        # Decided once per run: rich's live display draws on terminals and, elsewhere, dumps its final
+        # frame (wrapped at 80 columns) and a blank line when stopped.
+        self.live = enabled and console.is_terminal and not console.is_dumb_terminal
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(bar_width=30),
@@ -45,7 +57,7 @@ class TrainProgress:
             TextColumn("ETA"),
             TimeRemainingColumn(),
             console=console,
-            disable=not enabled,
+            disable=not self.live,
             refresh_per_second=4,
         )
         self.epoch_bar = self.progress.add_task("epochs", total=epochs, completed=start_epoch, stats="")
@@ -69,25 +81,19 @@ class TrainProgress:
         text = "  ".join(f"{k} {_fmt(v)}" for k, v in stats.items())
         self.progress.update(self.step_bar, advance=advance, stats=text)
         self.done += advance
-        # Without a terminal (a log file, a CI job) the bars are not redrawn: print ~10 lines per epoch.
-        if (
-            self.enabled
-            and text
-            and not self.progress.console.is_terminal
-            and self.done % max(1, self.steps // 10) == 0
-        ):
+        if self.enabled and not self.live and text and self.done % max(1, self.steps // 10) == 0:
             eta = next(t.time_remaining for t in self.progress.tasks if t.id == self.step_bar)
             eta_text = f"  ETA {eta:.0f}s" if eta is not None else ""
-            self.progress.console.print(f"{self.step_label} step {self.done}/{self.steps}  {text}{eta_text}")
+            _print_line(f"{self.step_label} step {self.done}/{self.steps}  {text}{eta_text}")
 
     def end_epoch(self, line: Mapping[str, Any]) -> None:
         self.progress.update(self.epoch_bar, advance=1)
         if self.enabled:
-            self.progress.console.print("  ".join(f"{k} {_fmt(v)}" for k, v in line.items()))
+            _print_line("  ".join(f"{k} {_fmt(v)}" for k, v in line.items()))
 
     def log(self, message: str) -> None:
         if self.enabled:
-            self.progress.console.print(message)
+            _print_line(message)
 
 
 def summary_table(title: str, rows: Mapping[str, Any]) -> Table:
@@ -97,3 +103,15 @@ def summary_table(title: str, rows: Mapping[str, Any]) -> Table:
     for key, value in rows.items():
         table.add_row(key, _fmt(value))
     return table
+
+
+def print_table(table: Table, to: Console | None = None) -> None:
+    """Print ``table`` on ``to`` (default: the progress console, stderr): at a terminal's width, and
+    elsewhere at the table's natural width, so that a log gets one line per row (rich's 80 columns for
+    a file would fold long values, such as the run's paths, onto continuation rows)."""
+    to = to or console
+    if to.is_terminal:
+        to.print(table)
+        return
+    width = Measurement.get(to, to.options.update(max_width=10_000), table).maximum
+    Console(file=to.file, width=max(width, to.width)).print(table)

@@ -42,7 +42,7 @@ from ..tasks import Metrics, Task, get_task
 from . import distributed, state
 from .data import eval_loader, fixed_subset, to_device, train_loader
 from .evaluate import autocast, evaluate
-from .progress import TrainProgress, console, summary_table
+from .progress import TrainProgress, print_table, summary_table
 from .report import append_jsonl, plot_curves, read_jsonl, truncate_jsonl
 
 __all__ = ["train", "RunPaths", "new_run_dir", "build_task"]
@@ -454,7 +454,7 @@ class _Trainer:
         if self.tb is not None:
             self.tb.close()
         if self.dist.is_main:
-            console.print(summary_table("run summary", _summary_rows(summary, self.task.primary_metric)))
+            print_table(summary_table("run summary", _summary_rows(summary, self.task.primary_metric)))
         distributed.barrier()
         return summary
 
