@@ -25,4 +25,14 @@ PYTHON="${PYTHON:-python3}"
 TORCH_SPEC="${TORCH_SPEC:-torch==2.14.1 torchvision==0.29.1}"
 .venv/bin/python -c "import torch, torchvision" 2>/dev/null || .venv/bin/pip install -q $TORCH_SPEC
 .venv/bin/pip install -q -e ".[all]"
+
+# timm's own model tests (tests/test_models.py of the installed timm's source distribution), which the test
+# suite runs on our variants (tests/test_timm_suite.py): fetched from the package registry, never committed.
+TIMM_VERSION="$(.venv/bin/python -c 'import timm; print(timm.__version__)')"
+if [ ! -f ".cache/timm-$TIMM_VERSION/tests/test_models.py" ]; then
+  mkdir -p .cache
+  .venv/bin/pip download -q --no-binary :all: --no-deps "timm==$TIMM_VERSION" -d .cache \
+    && tar -xzf ".cache/timm-$TIMM_VERSION.tar.gz" -C .cache "timm-$TIMM_VERSION/tests" \
+    || echo "setup: could not fetch timm $TIMM_VERSION's tests; tests/test_timm_suite.py will say so" >&2
+fi
 echo "setup: done (.venv/bin/unireplknet, .venv/bin/pytest)"

@@ -6,7 +6,6 @@ import os
 
 import pytest
 import torch
-
 from conftest import GOLDEN_A224, golden_state_dict
 
 import unireplknet
@@ -22,7 +21,9 @@ def reference_state():
 
 @pytest.fixture(scope="module")
 def reference_model(reference_state):
-    return load_checkpoint(unireplknet.create_model("unireplknet_a"), reference_state)
+    model = unireplknet.create_model("unireplknet_a")
+    assert load_checkpoint(model, reference_state).complete
+    return model
 
 
 def _same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
@@ -83,11 +84,75 @@ def test_other_variant_is_named(reference_state):
         load_checkpoint(model, {k: v.to("meta") for k, v in reference_state.items()})
 
 
-def test_non_strict_loading_skips_a_different_classifier(reference_state, reference_model):
+def test_finetune_starts_a_classifier_of_another_size_fresh_and_says_so(reference_state, reference_model, caplog):
     model = unireplknet.create_model("unireplknet_a", num_classes=10)
-    load_checkpoint(model, reference_state, strict=False)
+    fresh = model.head.fc.weight.clone()
+    with caplog.at_level("WARNING", logger="unireplknet"):
+        report = load_checkpoint(model, reference_state, finetune=True)
     assert torch.equal(model.stem.conv1.weight, reference_model.stem.conv1.weight)
-    assert model.head.fc.weight.shape == (10, 320)
+    assert torch.equal(model.head.fc.weight, fresh) and model.head.fc.weight.shape == (10, 320)
+    total = len(model.state_dict())
+    assert (report.loaded, report.total) == (total - 2, total)
+    assert report.kept == ["head.fc.bias", "head.fc.weight"] and report.ignored == ["head.fc.bias", "head.fc.weight"]
+    assert f"loaded {total - 2} of {total} tensors" in caplog.text and "head.fc.weight" in caplog.text
+
+
+def test_finetune_refuses_another_variant_and_unrelated_tensors(reference_state):
+    """Issue 13 case 1: an F file into an A model matched 85 of 626 tensors silently; unrelated tensors 'loaded'."""
+    f_file = unireplknet.create_model("unireplknet_f", num_classes=10).state_dict()
+    with pytest.raises(CheckpointError, match="shape conflicts") as err:
+        load_checkpoint(unireplknet.create_model("unireplknet_a", num_classes=10), f_file, finetune=True)
+    assert "looks like variant unireplknet_f" in str(err.value)
+    with pytest.raises(CheckpointError, match="missing keys"):
+        load_checkpoint(unireplknet.create_model("unireplknet_a"), {"encoder.weight": torch.ones(3)}, finetune=True)
+
+
+def test_finetune_adapts_the_first_conv_to_other_input_channels(reference_state, caplog):
+    model = unireplknet.create_model("unireplknet_a", num_classes=5, in_chans=1)
+    with caplog.at_level("WARNING", logger="unireplknet"):
+        load_checkpoint(model, reference_state, finetune=True)
+    summed = reference_state["downsample_layers.0.0.weight"].sum(dim=1, keepdim=True)
+    assert torch.allclose(model.stem.conv1.weight, summed)
+    assert "stem.conv1.weight adapted from 3 to 1 input channels" in caplog.text
+    with pytest.raises(CheckpointError, match="stem.conv1.weight"):  # only fine-tuning adapts it
+        load_checkpoint(unireplknet.create_model("unireplknet_a", in_chans=1), reference_state)
+
+
+def test_skip_names_what_may_be_left_out(reference_state, reference_model):
+    trimmed = {k: v for k, v in reference_state.items() if not k.startswith("stages.3.")}
+    model = unireplknet.create_model("unireplknet_a")
+    with pytest.raises(CheckpointError, match="missing keys"):
+        load_checkpoint(model, trimmed)
+    with pytest.raises(CheckpointError, match="missing keys"):  # a pattern that does not cover them
+        load_checkpoint(model, trimmed, skip=["stages.2.*"])
+    report = load_checkpoint(model, trimmed, skip=["stages.3.*"])
+    assert report.kept and all(k.startswith("stages.3.") for k in report.kept) and not report.ignored
+    assert torch.equal(model.stem.conv1.weight, reference_model.stem.conv1.weight)
+    assert report.loaded == report.total - len(report.kept)
+
+
+def test_structure_is_decided_before_loading(reference_model):
+    """Issue 13 case 1: a deploy file into a training model put fused kernels in front of unloaded BatchNorms."""
+    import copy
+
+    deployed = unireplknet.reparameterize(copy.deepcopy(reference_model).eval())
+    model = unireplknet.create_model("unireplknet_a")
+    with pytest.raises(CheckpointError, match="build the model with deploy=True"):
+        load_checkpoint(model, deployed.state_dict())
+    with pytest.raises(CheckpointError, match="build the model with deploy=True"):
+        load_checkpoint(model, deployed.state_dict(), skip=["*"])  # never mixed, whatever may be skipped
+    assert load_checkpoint(model, deployed.state_dict(), structure="file").complete
+    assert model.is_deploy and _same(model, deployed)
+    with pytest.raises(CheckpointError, match="deploy=True"):
+        unireplknet.create_model("unireplknet_a", checkpoint=_saved(deployed))
+
+
+def _saved(model: torch.nn.Module) -> str:
+    import tempfile
+
+    path = os.path.join(tempfile.mkdtemp(), "w.safetensors")
+    save_safetensors(model.state_dict(), path)
+    return path
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])

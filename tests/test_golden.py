@@ -113,9 +113,10 @@ def test_fingerprint_tells_files_apart():
     b = {"w": a["w"].clone()}
     b["w"][17] += 1e-3
     fa, fb = golden.fingerprint(a)["w"], golden.fingerprint(b)["w"]
-    assert abs(fa["proj"] - fb["proj"]) > 1e-6 * golden.projection(1000).abs().sum().item() or abs(
-        fa["sum"] - fb["sum"]
-    ) > 1e-6 * 1000
+    assert (
+        abs(fa["proj"] - fb["proj"]) > 1e-6 * golden.projection(1000).abs().sum().item()
+        or abs(fa["sum"] - fb["sum"]) > 1e-6 * 1000
+    )
 
 
 @torch.no_grad()

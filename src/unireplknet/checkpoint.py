@@ -6,10 +6,13 @@ Nothing here unpickles arbitrary objects: ``.pth`` files are read with ``weights
 
 from __future__ import annotations
 
+import fnmatch
+import logging
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -17,6 +20,8 @@ from torch import nn
 
 __all__ = [
     "CheckpointError",
+    "LoadReport",
+    "fit_backbone",
     "checkpoint_filter_fn",
     "load_state_dict",
     "load_checkpoint",
@@ -27,6 +32,8 @@ __all__ = [
 ]
 
 HF_PREFIX = "hf://"
+FIRST_CONV = "stem.conv1.weight"
+logger = logging.getLogger("unireplknet")
 
 
 class CheckpointError(ValueError):
@@ -78,9 +85,33 @@ def checkpoint_filter_fn(state_dict: Mapping[str, object], model: nn.Module | No
     Handles the authors' training and deploy formats (including their re-parameterized
     ``dwconv.lk_origin`` naming), the wrappers ``{'model': ...}`` / ``{'state_dict': ...}``,
     MMDetection/MMSegmentation models (the authors' ``backbone.*`` keys kept, heads dropped), DDP's ``module.``
-    prefix, and our own format (returned unchanged). ``model`` is accepted for timm's signature.
+    prefix, and our own format (returned unchanged).
+
+    With ``model`` (timm's ``pretrained_filter_fn`` signature) the result is also fitted to it
+    (:func:`fit_backbone`) and checked: timm then loads non-strictly whenever it drops a classifier of another
+    size, so everything but the classifier and the first conv (which timm adapts to ``in_chans``) must match
+    here, or :class:`CheckpointError` names what does not.
     """
-    del model
+    converted = _convert(state_dict)
+    if model is None:
+        return converted
+    converted = fit_backbone(converted, model)
+    target = model.state_dict()
+    adapted_by_timm = _classifier_keys(model) | {FIRST_CONV}
+    missing = sorted(k for k in set(target) - set(converted) if k not in adapted_by_timm)
+    unexpected = sorted(k for k in set(converted) - set(target) if k not in adapted_by_timm)
+    conflicts = sorted(
+        k for k in set(converted) & set(target) if converted[k].shape != target[k].shape and k not in adapted_by_timm
+    )
+    file_trained, model_trained = is_training_structure(converted), is_training_structure(target)
+    if file_trained != model_trained or missing or unexpected or conflicts:
+        raise CheckpointError(
+            _mismatch_message(converted, target, file_trained, model_trained, missing, unexpected, conflicts)
+        )
+    return converted
+
+
+def _convert(state_dict: Mapping[str, object]) -> dict[str, torch.Tensor]:
     source = {k.removeprefix("module."): v for k, v in _unwrap(state_dict).items()}
     # An MMDetection/MMSegmentation model: keep its backbone only. Other `backbone.` prefixes (our
     # own wrappers, e.g. a forecaster around the network) are left alone.
@@ -152,7 +183,7 @@ def load_state_dict(source: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Read a checkpoint file (or ``hf://`` reference) and return it in this package's names."""
     source = str(source)
     path = resolve_hf(source) if source.startswith(HF_PREFIX) else Path(source).expanduser()
-    return checkpoint_filter_fn(_read_file(path))
+    return _convert(_read_file(path))
 
 
 def is_training_structure(state_dict: Mapping[str, torch.Tensor]) -> bool:
@@ -180,50 +211,201 @@ def describe_state_dict(state_dict: Mapping[str, torch.Tensor]) -> str:
     return ", ".join(parts)
 
 
+@dataclass
+class LoadReport:
+    """What :func:`load_checkpoint` did: ``loaded`` of the model's ``total`` tensors came from the file; ``kept``
+    are the model's tensors left as they were (allowed by ``finetune`` or ``skip``), ``ignored`` the file's
+    tensors not used."""
+
+    loaded: int
+    total: int
+    kept: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    adapted: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.kept and not self.ignored and not self.adapted
+
+    def __str__(self) -> str:
+        text = f"loaded {self.loaded} of {self.total} tensors"
+        if self.kept:
+            text += f"; kept the model's own {_show(self.kept)}"
+        if self.ignored:
+            text += f"; ignored from the file {_show(self.ignored)}"
+        if self.adapted:
+            text += "; " + "; ".join(self.adapted)
+        return text
+
+
+def _show(keys: list[str], limit: int = 8) -> str:
+    return ", ".join(keys[:limit]) + (f" ... (+{len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def _classifier_keys(model: nn.Module) -> set[str]:
+    """State-dict names of the model's final classifier (``get_classifier()``), or of ``head.fc``."""
+    names = {"head.fc.weight", "head.fc.bias"}
+    get_classifier = getattr(model, "get_classifier", None)
+    classifier = get_classifier() if callable(get_classifier) else None
+    for prefix, module in model.named_modules():
+        if classifier is not None and module is classifier and prefix:
+            names |= {f"{prefix}.{n}" for n, _ in module.named_parameters()}
+    return names
+
+
+def fit_backbone(state: Mapping[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """The weights of ``state`` as a ``features_only`` UniRepLKNet backbone takes them.
+
+    A backbone has per-stage LayerNorms (``stage_norms``, the authors' ``norm0..3``) and no classifier.
+    ImageNet classification files have the classifier and no stage norms; the authors' detection/segmentation
+    files have the stage norms. Both fit: ``head.*`` is dropped, and absent stage norms start as identity
+    (weight 1, bias 0); a file with only some of them is an error. Other models get ``state`` unchanged.
+    """
+    if not getattr(model, "features_only", False) or not hasattr(model, "stage_norms"):
+        return dict(state)
+    state = {k: v for k, v in state.items() if not k.startswith("head.")}
+    target = model.state_dict()
+    norm_keys = [k for k in target if k.startswith("stage_norms.")]
+    present = [k for k in norm_keys if k in state]
+    if not present:
+        for key in norm_keys:
+            state[key] = torch.ones(target[key].shape) if key.endswith(".weight") else torch.zeros(target[key].shape)
+    elif len(present) != len(norm_keys):
+        raise CheckpointError(
+            f"checkpoint has only some of the per-stage norms (missing {', '.join(sorted(set(norm_keys) - set(present)))})"
+        )
+    return state
+
+
 def load_checkpoint(
-    model: nn.Module, source: str | os.PathLike | Mapping[str, torch.Tensor], strict: bool = True
-) -> nn.Module:
+    model: nn.Module,
+    source: str | os.PathLike | Mapping[str, torch.Tensor],
+    *,
+    finetune: bool = False,
+    skip: Sequence[str] = (),
+    structure: str = "model",
+) -> LoadReport:
     """Load weights into ``model`` from a file, ``hf://`` reference or state dict, in any supported format.
 
-    Raises :class:`CheckpointError` listing missing/unexpected keys and shape conflicts, with a guess
-    of what the checkpoint fits (variant, in_chans, num_classes, train vs deploy structure).
-    With ``strict=False`` a classifier of another size is skipped instead (fine-tuning).
+    The one loading path of the package. Strict: every tensor of the model must come from the file with its
+    shape, and every tensor of the file must be used, except
+
+    * ``finetune=True``: a classifier (``get_classifier()``, else ``head.fc``) that the file lacks or holds in
+      another shape keeps its fresh initialisation, and the file's classifier is ignored; a first conv
+      (``stem.conv1``) for another number of input channels is adapted as timm does (``adapt_input_conv``:
+      summed to 1 channel, tiled and rescaled to more);
+    * ``skip``: names or ``fnmatch`` patterns (``"head.*"``, ``"stages.3.*"``) of tensors that may be missing,
+      unexpected or of another shape.
+
+    Anything else raises :class:`CheckpointError` listing missing/unexpected keys and shape conflicts with a
+    guess of what the file fits. ``features_only`` backbones take classification and detection/segmentation files
+    (:func:`fit_backbone`). The structure is decided before loading, never mixed: with ``structure="model"`` a
+    training-structure file needs a training-structure model and a re-parameterized file a deploy model; with
+    ``structure="file"`` a training-structure model given a re-parameterized file is re-parameterized in place
+    first. Every load that leaves something out logs its :class:`LoadReport` ("loaded N of M tensors ...") as a
+    warning on the ``unireplknet`` logger.
     """
-    state = checkpoint_filter_fn(source) if isinstance(source, Mapping) else load_state_dict(source)
+    if structure not in ("model", "file"):
+        raise ValueError(f"structure must be 'model' or 'file', got {structure!r}")
+    state = _convert(source) if isinstance(source, Mapping) else load_state_dict(source)
+    state = fit_backbone(state, model)
+    file_trained, model_trained = is_training_structure(state), is_training_structure(model.state_dict())
+    if model_trained and not file_trained and structure == "file" and _deploy_fits(model, state):
+        from .reparam import reparameterize
+
+        reparameterize(model.eval())
+        model_trained = False
     target = model.state_dict()
     missing = sorted(set(target) - set(state))
     unexpected = sorted(set(state) - set(target))
     conflicts = sorted(k for k in set(state) & set(target) if state[k].shape != target[k].shape)
-    if not strict:
-        state = {k: v for k, v in state.items() if k in target and k not in conflicts}
-    elif missing or unexpected or conflicts:
 
-        def show(keys: list[str]) -> str:
-            return ", ".join(keys[:8]) + (f" ... (+{len(keys) - 8} more)" if len(keys) > 8 else "")
+    allowed = set()
+    adapted = ""
+    if finetune and FIRST_CONV in conflicts and _only_in_chans_differ(state[FIRST_CONV], target[FIRST_CONV]):
+        from timm.models import adapt_input_conv
 
-        lines = [f"checkpoint does not fit the model: it looks like {describe_state_dict(state)}"]
-        if hasattr(model, "state_dict"):
-            lines.append(f"the model is {describe_state_dict(target)}")
-        file_trained, model_trained = is_training_structure(state), is_training_structure(target)
-        if file_trained and not model_trained:
-            lines.append(
-                "hint: build the model in the training structure, load, then call unireplknet.reparameterize(model) "
-                "(create_model(..., deploy=True, checkpoint=FILE) does this for you)"
-            )
-        elif model_trained and not file_trained:
-            lines.append("hint: the file is re-parameterized; build the model with deploy=True")
-        if missing:
-            lines.append(f"missing keys ({len(missing)}): {show(missing)}")
-        if unexpected:
-            lines.append(f"unexpected keys ({len(unexpected)}): {show(unexpected)}")
-        if conflicts:
-            lines.append(
-                f"shape conflicts ({len(conflicts)}): "
-                + show([f"{k} file {tuple(state[k].shape)} vs model {tuple(target[k].shape)}" for k in conflicts])
-            )
-        raise CheckpointError("\n  ".join(lines))
-    model.load_state_dict(state, strict=strict)
-    return model
+        in_chans = target[FIRST_CONV].shape[1]
+        adapted = f"{FIRST_CONV} adapted from {state[FIRST_CONV].shape[1]} to {in_chans} input channels"
+        state = {**state, FIRST_CONV: adapt_input_conv(in_chans, state[FIRST_CONV].float()).to(state[FIRST_CONV])}
+        conflicts.remove(FIRST_CONV)
+    if finetune:
+        classifier = _classifier_keys(model)
+        head_problems = [k for k in (*missing, *unexpected, *conflicts) if k in classifier]
+        if head_problems:
+            allowed |= classifier
+    if skip:
+        allowed |= {k for k in (*missing, *unexpected, *conflicts) if any(fnmatch.fnmatchcase(k, p) for p in skip)}
+    bad_missing = [k for k in missing if k not in allowed]
+    bad_unexpected = [k for k in unexpected if k not in allowed]
+    bad_conflicts = [k for k in conflicts if k not in allowed]
+    if file_trained != model_trained or bad_missing or bad_unexpected or bad_conflicts:
+        raise CheckpointError(
+            _mismatch_message(state, target, file_trained, model_trained, bad_missing, bad_unexpected, bad_conflicts)
+        )
+    usable = {k: v for k, v in state.items() if k in target and k not in conflicts}
+    model.load_state_dict(usable, strict=False)
+    report = LoadReport(
+        loaded=len(usable),
+        total=len(target),
+        kept=sorted(set(missing) | set(conflicts)),
+        ignored=sorted(set(unexpected) | set(conflicts)),
+    )
+    if adapted:
+        report.adapted.append(adapted)
+    if not report.complete:
+        logger.warning("%s", report)
+    return report
+
+
+def _only_in_chans_differ(source: torch.Tensor, target: torch.Tensor) -> bool:
+    return source.dim() == 4 and source.shape[0] == target.shape[0] and source.shape[2:] == target.shape[2:]
+
+
+def _deploy_fits(model: nn.Module, state: Mapping[str, torch.Tensor]) -> bool:
+    """Whether ``model``'s re-parameterized structure has exactly the keys of ``state`` (checked on a meta copy)."""
+    import copy
+
+    from .reparam import reparameterize
+
+    with torch.device("meta"):
+        probe = copy.deepcopy(model).to("meta")
+    return set(reparameterize(probe.eval()).state_dict()) == set(state)
+
+
+def _mismatch_message(
+    state: Mapping[str, torch.Tensor],
+    target: Mapping[str, torch.Tensor],
+    file_trained: bool,
+    model_trained: bool,
+    missing: list[str],
+    unexpected: list[str],
+    conflicts: list[str],
+) -> str:
+    lines = [f"checkpoint does not fit the model: it looks like {describe_state_dict(state)}"]
+    lines.append(f"the model is {describe_state_dict(target)}")
+    if file_trained and not model_trained:
+        lines.append(
+            "hint: build the model in the training structure, load, then call unireplknet.reparameterize(model) "
+            "(create_model(..., deploy=True, checkpoint=FILE) does this for you)"
+        )
+    elif model_trained and not file_trained:
+        lines.append("hint: the file is re-parameterized; build the model with deploy=True")
+    if missing:
+        lines.append(f"missing keys ({len(missing)}): {_show(missing)}")
+    if unexpected:
+        lines.append(f"unexpected keys ({len(unexpected)}): {_show(unexpected)}")
+    if conflicts:
+        lines.append(
+            f"shape conflicts ({len(conflicts)}): "
+            + _show([f"{k} file {tuple(state[k].shape)} vs model {tuple(target[k].shape)}" for k in conflicts])
+        )
+    if missing or unexpected or conflicts:
+        lines.append(
+            "to fine-tune with a new classifier pass finetune=True; to leave other tensors out, name them in "
+            "skip=[...] (names or patterns)"
+        )
+    return "\n  ".join(lines)
 
 
 def save_safetensors(

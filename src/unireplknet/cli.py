@@ -97,8 +97,9 @@ def _load_model(
     checkpoint: Path, config: Path | None, task: str | None, overrides: dict[str, Any], need_data: bool
 ) -> tuple[Any, Any, Any]:
     """(task, model with the checkpoint's weights in the file's structure, eval dataset or None)."""
+    from .checkpoint import load_checkpoint
     from .engine import build_task
-    from .engine.state import load_weights, read_weights
+    from .engine.state import read_weights
 
     weights, info = read_weights(checkpoint)
     cfg = _resolve(config, task, overrides, stored=info.get("config"))
@@ -106,7 +107,8 @@ def _load_model(
     if info.get("task_state"):
         task_obj.load_state_dict(info["task_state"])
     dataset = task_obj.build_datasets()[1] if need_data or not info.get("task_state") else None
-    model = load_weights(task_obj.build_model(), weights)
+    model = task_obj.build_model()
+    load_checkpoint(model, weights, structure="file")
     return task_obj, model.eval(), dataset
 
 
@@ -309,18 +311,16 @@ def reparam(
         in_chans = task_state.get("in_chans", getattr(model, "in_chans", 3))
         size = size or task_state.get("img_size") or 224
     else:
-        import unireplknet
+        from .checkpoint import load_checkpoint
+        from .model import create_model
 
         if model_name is None:
             raise UsageError(f"{source} holds no run config; name its variant with --model, e.g. --model unireplknet_a")
         fc, stem = weights.get("head.fc.weight"), weights.get("stem.conv1.weight")
         in_chans = int(stem.shape[1]) if stem is not None else 3
-        model = unireplknet.create_model(
-            model_name, num_classes=int(fc.shape[0]) if fc is not None else 0, in_chans=in_chans
-        )
-        from .engine.state import load_weights
-
-        model = load_weights(model, weights).eval()
+        model = create_model(model_name, num_classes=int(fc.shape[0]) if fc is not None else 0, in_chans=in_chans)
+        load_checkpoint(model, weights, structure="file")
+        model.eval()
         cfg, task_state, size = {"model": {"name": model_name}}, {}, size or 224
     deployed = reparameterize(copy.deepcopy(model))
     if set(deployed.state_dict()) == set(model.state_dict()):

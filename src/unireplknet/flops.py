@@ -37,17 +37,18 @@ def model_info(name: str, size: int = 224, batch: int = 1, **kwargs: Any) -> dic
     ``kwargs`` go to :func:`unireplknet.create_model` (``in_chans``, ``num_classes``, ``kernel_sizes``, ...).
     Returns ``{"name", "size", "batch", "params_train", "params_deploy", "macs_train", "macs_deploy"}``.
     """
-    import unireplknet
+    from .model import create_model
+    from .reparam import reparameterize
 
     if size < 1 or batch < 1:
         raise ValueError(f"size and batch must be positive, got size={size}, batch={batch}")
     with torch.device("meta"):  # skip the (slow, irrelevant) random initialisation
-        model = unireplknet.create_model(name, **kwargs).eval()
+        model = create_model(name, **kwargs).eval()
     model.to_empty(device="cpu")
     with torch.no_grad():
         for tensor in [*model.parameters(), *model.buffers()]:
             tensor.zero_()
-    deployed = unireplknet.reparameterize(copy.deepcopy(model))
+    deployed = reparameterize(copy.deepcopy(model))
     x = torch.zeros(batch, model.in_chans, size, size)
     return {
         "name": name,

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from timm.layers import DropPath
+from timm.layers import DropPath, register_notrace_module
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
@@ -56,6 +56,10 @@ def default_branches(kernel_size: int) -> tuple[tuple[int, int], ...]:
         f"Dilated Reparam Block needs an odd kernel size >= 5, got {kernel_size}; "
         "pass `branches=[(k, r), ...]` for a custom table"
     )
+
+
+# torch.fx traces the dispatch's shape-dependent choices (kernel cropping, Triton or PyTorch) as one leaf call.
+register_notrace_module(DepthwiseConv2d)
 
 
 def depthwise_conv(channels: int, kernel_size: int, bias: bool, dilation: int = 1) -> nn.Module:
@@ -142,6 +146,8 @@ class DilatedReparamBlock(nn.Module):
         deploy: build the merged inference structure directly.
         sync_bn: use SyncBatchNorm for the training structure's norms.
     """
+
+    __jit_unused_properties__ = ["is_deploy"]
 
     def __init__(
         self,
@@ -285,7 +291,7 @@ class UniRepLKNetBlock(nn.Module):
         return self.drop_path(y)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.grad_checkpointing and x.requires_grad and torch.is_grad_enabled():
+        if not torch.jit.is_scripting() and self.grad_checkpointing and x.requires_grad and torch.is_grad_enabled():
             return x + checkpoint(self.residual, x, use_reentrant=False)
         return x + self.residual(x)
 

@@ -2,7 +2,6 @@
 
 Submodules load their heavy dependencies on import, so this package stays light:
 
-* :mod:`.weights`: classification or MMDet/MMSeg checkpoints into a ``features_only`` backbone;
 * :mod:`.segmentation`: smp encoders (``tu-unireplknet_*``), :func:`create_segmenter`, sliding-window inference;
 * :mod:`.detection`: :func:`create_detector` (torchvision Mask R-CNN / Faster R-CNN / RetinaNet / FCOS);
 * :mod:`.datasets`: ADE20K and image/mask folders, COCO-format detection data;

@@ -25,10 +25,10 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHe
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool, LastLevelP6P7
 
+from ..checkpoint import load_checkpoint
 from ..model import VARIANTS, UniRepLKNet
 from . import check_choice
 from .param_groups import prefixed_group_matcher
-from .weights import load_backbone_checkpoint
 
 __all__ = ["ARCHS", "UniRepLKNetFPN", "create_detector", "Detections", "TrainableDetector"]
 
@@ -111,7 +111,7 @@ def create_detector(
     backbone_kwargs.setdefault("dims", variant.dims)
     body = UniRepLKNet(num_classes=0, features_only=True, out_indices=out_indices, **backbone_kwargs)
     if checkpoint is not None:
-        load_backbone_checkpoint(body, checkpoint)
+        load_checkpoint(body, checkpoint)
     backbone = UniRepLKNetFPN(body, fpn_channels, extra)
     classes = num_classes + 1  # torchvision counts the background as class 0
     kwargs = dict(min_size=min_size, max_size=max_size)

@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checkpoint import load_checkpoint
 from ..model import VARIANTS
 from . import check_choice
 from .param_groups import prefixed_group_matcher
-from .weights import load_backbone_checkpoint
 
 __all__ = ["HEADS", "Segmenter", "create_segmenter", "pad_to_multiple"]
 
@@ -170,5 +170,5 @@ def create_segmenter(
     )
     segmenter = Segmenter(net, inference=inference, crop_size=crop_size, crop_stride=crop_stride)
     if checkpoint is not None:
-        load_backbone_checkpoint(segmenter.backbone, checkpoint)
+        load_checkpoint(segmenter.backbone, checkpoint)
     return segmenter

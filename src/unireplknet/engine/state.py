@@ -31,7 +31,6 @@ __all__ = [
     "save_weights",
     "read_weights",
     "read_metadata",
-    "load_weights",
     "save_state",
     "load_state",
     "capture_rng",
@@ -111,24 +110,6 @@ def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
     from ..checkpoint import load_state_dict
 
     return load_state_dict(path), read_metadata(path)
-
-
-def load_weights(model: torch.nn.Module, weights: Mapping[str, torch.Tensor]) -> torch.nn.Module:
-    """Load ``weights`` into ``model`` in whichever structure they are: when they fit the
-    re-parameterized (deploy) structure, the model is converted first and the converted model returned.
-    Raises CheckpointError (naming missing/unexpected keys and the likely variant) when neither fits.
-    """
-    import copy
-
-    from ..checkpoint import checkpoint_filter_fn, load_checkpoint
-    from ..reparam import reparameterize
-
-    weights = checkpoint_filter_fn(weights)
-    if set(weights) != set(model.state_dict()):
-        deployed = reparameterize(copy.deepcopy(model).eval())
-        if set(weights) == set(deployed.state_dict()):
-            model = deployed
-    return load_checkpoint(model, weights)
 
 
 # -- training state --------------------------------------------------------------------------------

@@ -323,4 +323,6 @@ class DepthwiseConv2d(nn.Conv2d):
         self.backend = None if backend is None else _check_backend(backend)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_scripting():  # TorchScript compiles only this branch: the standard full-kernel conv
+            return self._conv_forward(x, self.weight, self.bias)
         return depthwise_conv2d(x, self.weight, self.bias, self.dilation[0], self.backend)

@@ -119,13 +119,13 @@ def top_classes(probs: torch.Tensor, classes: Sequence[str], k: int) -> list[dic
 
 def build_classifier(cfg: dict[str, Any], num_classes: int, in_chans: int = 3) -> nn.Module:
     """A UniRepLKNet with ``num_classes`` outputs from the ``model`` config section (null entries: the
-    variant's own); ``model.checkpoint`` initialises it, skipping a classifier of another size (fine-tuning)."""
-    import unireplknet
+    variant's own); ``model.checkpoint`` initialises it (fine-tuning: a classifier of another size starts fresh)."""
+    from ..model import create_model
 
     m = cfg["model"]
-    model = unireplknet.create_model(m["name"], num_classes=num_classes, in_chans=in_chans, **model_kwargs(m))
+    model = create_model(m["name"], num_classes=num_classes, in_chans=in_chans, **model_kwargs(m))
     if m.get("checkpoint"):
-        load_checkpoint(model, m["checkpoint"], strict=False)
+        load_checkpoint(model, m["checkpoint"], finetune=True)
     return model
 
 

@@ -36,10 +36,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-import unireplknet
-
 from ..checkpoint import load_checkpoint
 from ..modalities import forecast as TS
+from ..model import create_model
 from ..models.forecast import UniRepLKNetForecaster
 from .base import Metrics, Task, model_kwargs, register_task, require_data
 
@@ -176,9 +175,9 @@ class ForecastTask(Task):
     # -- model ----------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
         m = self.cfg["model"]
-        backbone = unireplknet.create_model(m["name"], in_chans=1, num_classes=0, **model_kwargs(m))
+        backbone = create_model(m["name"], in_chans=1, num_classes=0, **model_kwargs(m))
         if checkpoint := m.get("checkpoint"):
-            load_checkpoint(backbone, checkpoint, strict=False)  # a 1-channel trunk, e.g. from another forecast run
+            load_checkpoint(backbone, checkpoint, finetune=True)  # e.g. ImageNet weights: first conv adapted
         fc = self.fc
         model = UniRepLKNetForecaster(
             backbone,
