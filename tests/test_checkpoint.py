@@ -177,7 +177,7 @@ class Payload:  # any non-tensor object: a pickle could run code when loaded
 def test_pickled_objects_are_refused(tmp_path):
     path = tmp_path / "evil.pth"
     torch.save({"model": Payload()}, path)
-    with pytest.raises(CheckpointError, match="not loaded for safety"):
+    with pytest.raises(CheckpointError, match="pickled Python code or objects besides tensors"):
         unireplknet.load_state_dict(path)
 
 
@@ -232,3 +232,49 @@ def test_our_own_wrapper_models_pass_through_unchanged():
     state = model.state_dict()
     assert unireplknet.checkpoint_filter_fn(state).keys() == state.keys()
     load_checkpoint(Forecaster(), state)
+
+
+def test_a_hostile_pickle_is_called_that_and_never_runs(tmp_path):
+    """Issue 13 case 9: the message says the file holds code, never advises weights_only=False."""
+    marker = tmp_path / "ran"
+
+    class Hostile:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    path = tmp_path / "hostile.pth"
+    torch.save({"model": Hostile()}, path)
+    with pytest.raises(CheckpointError) as err:
+        unireplknet.load_state_dict(path)
+    text = str(err.value)
+    assert "pickled Python code" in text and "safetensors" in text and "refused" in text
+    assert "weights_only` set to `False`" not in text and "two options" not in text
+    assert not marker.exists()
+
+
+def test_the_refusal_does_not_depend_on_pytorchs_capitalisation():
+    from unireplknet.checkpoint import _unreadable_reason
+
+    for wording in ("Unsupported global: GLOBAL os.system", "unsupported GLOBAL posix.system"):
+        reason = _unreadable_reason(RuntimeError(f"Weights only load failed. ... WeightsUnpickler error: {wording}"))
+        assert "pickled Python code" in reason
+    assert "corrupt" in _unreadable_reason(RuntimeError("PytorchStreamReader failed reading zip archive"))
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        '{"__map__": [1, 2]}',
+        "not json",
+        "[1, 2]",
+        '{"__map__": {"config": {"__tensor_key__": "x"}}}',
+        '{"__map__": {"config": 3}}',
+    ],
+)
+def test_malformed_metadata_names_the_file(tmp_path, metadata):
+    """Issue 13 case 8: crafted safetensors metadata ended in AttributeError/KeyError without the file's name."""
+    from unireplknet.engine.state import read_metadata
+
+    path = save_safetensors({"w": torch.ones(2)}, tmp_path / "crafted.safetensors", metadata={"unireplknet": metadata})
+    with pytest.raises(CheckpointError, match="crafted.safetensors"):
+        read_metadata(path)

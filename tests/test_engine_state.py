@@ -15,7 +15,6 @@ from unireplknet.checkpoint import CheckpointError
 from unireplknet.engine.state import (
     capture_rng,
     load_state,
-    load_weights,
     read_weights,
     restore_rng,
     save_state,
@@ -58,7 +57,7 @@ def test_bad_state_files(tmp_path: Path) -> None:
         load_state(tmp_path / "junk.safetensors")
 
 
-def test_load_weights_detects_structure(tmp_path: Path) -> None:
+def test_loading_a_run_file_follows_its_structure(tmp_path: Path) -> None:
     model = unireplknet.create_model("unireplknet_a", **TINY).eval()
     deployed = unireplknet.reparameterize(copy.deepcopy(model))
     save_weights(
@@ -66,11 +65,12 @@ def test_load_weights_detects_structure(tmp_path: Path) -> None:
     )
     weights, info = read_weights(tmp_path / "d.safetensors")
     assert info == {"structure": "deploy", "task_state": {"k": [1, 2]}}
-    loaded = load_weights(unireplknet.create_model("unireplknet_a", **TINY), weights)
+    loaded = unireplknet.create_model("unireplknet_a", **TINY)
+    unireplknet.load_checkpoint(loaded, weights, structure="file")
     assert loaded.is_deploy
     x = torch.randn(2, 1, 28, 28)
     with torch.no_grad():
         assert torch.allclose(loaded.eval()(x), model(x), atol=1e-5)
     other = unireplknet.create_model("unireplknet_a", **{**TINY, "dims": (8, 16, 32, 48)})
     with pytest.raises(CheckpointError, match="does not fit"):
-        load_weights(other, weights)
+        unireplknet.load_checkpoint(other, weights, structure="file")

@@ -153,12 +153,26 @@ def _read_file(path: Path) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for bad files; all mean the same to a user
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if "Unsupported global" in str(e):
-            reason = "it contains pickled Python objects other than tensors, which are not loaded for safety"
-        else:
-            reason = f"the file is corrupt, truncated or not a PyTorch checkpoint ({first_line})"
-        raise CheckpointError(f"cannot read {path}: {reason}") from None
+        raise CheckpointError(f"cannot read {path}: {_unreadable_reason(e)}") from None
+
+
+def _unreadable_reason(error: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, without PyTorch's advice to disable that safety.
+
+    A file that names Python globals (classes, functions: what a malicious pickle runs) fails the weights-only
+    unpickler with a message that mentions the global; anything else is damage or another format.
+    """
+    text = str(error)
+    if "weights only load failed" in text.lower() and "global" in text.lower():
+        return (
+            "it holds pickled Python code or objects besides tensors, which could run code when unpickled, so it "
+            "was refused. Use a safetensors file or a plain state dict of tensors (the authors' .pth files are "
+            "such); do not load this file with weights_only=False unless you trust whoever made it"
+        )
+    detail = next((line.strip() for line in text.splitlines() if "error" in line.lower()), "") or type(error).__name__
+    if "weights_only" in detail:  # PyTorch's advice to disable the safety check is not passed on
+        detail = type(error).__name__
+    return f"the file is corrupt, truncated or not a PyTorch checkpoint ({detail[:200]})"
 
 
 def resolve_hf(reference: str) -> Path:

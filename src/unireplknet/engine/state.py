@@ -102,7 +102,26 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
             meta = f.metadata() or {}
     except (SafetensorError, OSError) as e:
         raise CheckpointError(f"cannot read {path}: not a valid safetensors file ({e})") from None
-    return decode(json.loads(meta[_META_KEY]), {}) if _META_KEY in meta else {}
+    return _decode_metadata(path, meta[_META_KEY], {}) if _META_KEY in meta else {}
+
+
+def _decode_metadata(path: Path, text: str, tensors: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """The ``info`` mapping of a file's metadata; CheckpointError naming the file when it is malformed."""
+    try:
+        info = decode(json.loads(text), tensors)
+        if not isinstance(info, dict):
+            raise TypeError(f"its top level is a {type(info).__name__}, not a mapping")
+        for key in ("config", "task_state"):
+            if info.get(key) is not None and not isinstance(info[key], dict):
+                raise TypeError(f"its {key!r} entry is a {type(info[key]).__name__}, not a mapping")
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
+        raise CheckpointError(
+            f"{path}: its unireplknet metadata is malformed ({type(e).__name__}: {e}); the file was not written by "
+            "this package or was altered. Its weights alone load with unireplknet.load_state_dict"
+        ) from None
+    return info
 
 
 def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -135,7 +154,7 @@ def load_state(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"cannot read {path}: corrupt or truncated training state ({e})") from None
     if _META_KEY not in meta:
         raise CheckpointError(f"{path} is not a training state written by `unireplknet train`")
-    return decode(json.loads(meta[_META_KEY]), tensors)
+    return _decode_metadata(path, meta[_META_KEY], tensors)
 
 
 def capture_rng() -> dict[str, Any]:
