@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .variants import VARIANTS
+
 __all__ = [
     "CheckpointError",
     "LoadReport",
@@ -207,8 +209,6 @@ def is_training_structure(state_dict: Mapping[str, torch.Tensor]) -> bool:
 
 def describe_state_dict(state_dict: Mapping[str, torch.Tensor]) -> str:
     """A short guess of what a (converted) state dict was made for: variant, in_chans, classes, structure."""
-    from .model import VARIANTS
-
     parts = []
     dims = []
     for i in range(4):

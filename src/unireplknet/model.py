@@ -10,7 +10,6 @@ conversion is :func:`unireplknet.checkpoint.checkpoint_filter_fn`.
 import functools
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -24,6 +23,7 @@ from torch import nn
 from .checkpoint import CheckpointError, checkpoint_filter_fn, is_training_structure, load_checkpoint, load_state_dict
 from .layers import LayerNorm2d, UniRepLKNetBlock
 from .reparam import reparameterize
+from .variants import VARIANTS, Variant
 
 __all__ = [
     "UniRepLKNet",
@@ -59,25 +59,6 @@ def default_kernel_sizes(depths: Sequence[int]) -> tuple[tuple[int, ...], ...]:
             f"no default kernel sizes for depths {tuple(depths)}; pass kernel_sizes=(stage0, ..., stage3), "
             f"one size per block (defaults exist for {sorted(_DEFAULT_KERNEL_SIZES)})"
         ) from None
-
-
-@dataclass(frozen=True)
-class Variant:
-    depths: tuple[int, int, int, int]
-    dims: tuple[int, int, int, int]
-
-
-VARIANTS: dict[str, Variant] = {
-    "unireplknet_a": Variant((2, 2, 6, 2), (40, 80, 160, 320)),
-    "unireplknet_f": Variant((2, 2, 6, 2), (48, 96, 192, 384)),
-    "unireplknet_p": Variant((2, 2, 6, 2), (64, 128, 256, 512)),
-    "unireplknet_n": Variant((2, 2, 8, 2), (80, 160, 320, 640)),
-    "unireplknet_t": Variant((3, 3, 18, 3), (80, 160, 320, 640)),
-    "unireplknet_s": Variant((3, 3, 27, 3), (96, 192, 384, 768)),
-    "unireplknet_b": Variant((3, 3, 27, 3), (128, 256, 512, 1024)),
-    "unireplknet_l": Variant((3, 3, 27, 3), (192, 384, 768, 1536)),
-    "unireplknet_xl": Variant((3, 3, 27, 3), (256, 512, 1024, 2048)),
-}
 
 
 def list_models() -> list[str]:

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..tasks.base import Metrics
+from ..metrics import Metrics
 
 __all__ = ["SegmentationMetrics", "DetectionMetrics", "confusion_matrix", "scores_from_confusion", "resize_logits"]
 

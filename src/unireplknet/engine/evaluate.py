@@ -11,7 +11,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..tasks.base import Metrics
+from ..metrics import Metrics
 from .data import to_device
 from .distributed import all_reduce_sum
 

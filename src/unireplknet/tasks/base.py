@@ -18,6 +18,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from ..metrics import Metrics
+
 __all__ = [
     "Task",
     "ClassListTask",
@@ -78,29 +80,6 @@ def get_task(name: str) -> type[Task]:
         known = sorted(set(TASKS) | set(BUILTIN_TASKS))
         raise ValueError(f"unknown task {name!r}; choose one of {', '.join(known)}")
     return TASKS[name]
-
-
-class Metrics(abc.ABC):
-    """Accumulates predictions over an evaluation pass; ``compute()`` returns scalar metrics.
-
-    Implementations keep sufficient statistics (sums, counts, confusion matrix) as tensors so the
-    engine can all-reduce them across processes with :meth:`state_tensors` / :meth:`load_state_tensors`.
-    """
-
-    @abc.abstractmethod
-    def update(self, outputs: Any, targets: Any, loss: torch.Tensor | None = None) -> None: ...
-
-    @abc.abstractmethod
-    def compute(self) -> dict[str, float]: ...
-
-    @abc.abstractmethod
-    def state_tensors(self) -> list[torch.Tensor]:
-        """The accumulated statistics; the engine sums them over processes in place."""
-
-    def report(self, run_dir: Path) -> dict[str, Any]:
-        """End-of-run artifacts drawn from the accumulated statistics (e.g. a confusion-matrix PNG) written
-        into ``run_dir``; returns ``{name: path}`` for the run summary. Called on the final evaluation."""
-        return {}
 
 
 class Task(abc.ABC):
