@@ -1,4 +1,4 @@
-"""The ``unireplknet`` command line: train, eval, predict, reparam, info, export.
+"""The ``unireplknet`` command line: train, eval, predict, reparam, info, export, bench.
 
 Tasks are looked up by name (``--task NAME``) through :func:`unireplknet.tasks.get_task`, so every
 registered task works here unchanged; task options go through the config (``--config FILE`` and
@@ -397,6 +397,64 @@ def export(
     target.parent.mkdir(parents=True, exist_ok=True)
     function(model, target, input_size=(in_chans, size, size))
     typer.echo(f"wrote {target}")
+
+
+@app.command()
+@_guard
+def bench(
+    model: Annotated[
+        str, typer.Argument(help="Variant (unireplknet_t, ...) or any timm model name.")
+    ] = "unireplknet_t",
+    baseline: Annotated[str, typer.Option("--baseline", help="Model measured beside it, same run.")] = "convnext_tiny",
+    batch: Annotated[int, typer.Option("--batch", "-b", help="Batch size.")] = 128,
+    size: Annotated[int, typer.Option("--size", help="Input side length.")] = 224,
+    dtype: Annotated[str, typer.Option("--dtype", help="fp32, bf16 or fp16 (autocast).")] = "bf16",
+    channels_last: Annotated[
+        bool, typer.Option("--channels-last/--contiguous", help="Memory format of model and input.")
+    ] = True,
+    compile: Annotated[bool, typer.Option("--compile", help="Wrap both models in torch.compile.")] = False,
+    steps: Annotated[int, typer.Option("--steps", help="Timed iterations per measurement.")] = 10,
+    warmup: Annotated[int, typer.Option("--warmup", help="Untimed iterations first.")] = 3,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    as_json: JsonOpt = False,
+) -> None:
+    """Inference and training-step throughput of a model beside timm's ConvNeXt-T, measured here."""
+    from .bench import run_bench
+
+    result = run_bench(
+        model,
+        baseline=baseline,
+        batch=batch,
+        size=size,
+        dtype=dtype,
+        channels_last=channels_last,
+        compile=compile,
+        steps=steps,
+        warmup=warmup,
+        device=device,
+        progress=not as_json and sys.stderr.isatty(),
+    )
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    s = result["settings"]
+    title = (
+        f"{result['device']}, batch {s['batch']}, {s['size']}x{s['size']}, {s['dtype']}, "
+        f"{'channels_last' if s['channels_last'] else 'contiguous'}{', compiled' if s['compile'] else ''}"
+    )
+    rows = {}
+    for row in result["models"]:
+        memory = f", peak {row['peak_memory_gib']} GiB" if "peak_memory_gib" in row else ""
+        rows[row["model"]] = (
+            f"inference {row['inference_img_per_s']:.1f} img/s, training step {row['train_img_per_s']:.1f} img/s{memory}"
+        )
+    ratio = result["speed_vs_baseline"]
+    rows["ratio to baseline"] = f"inference {ratio['inference']:.2f}x, training step {ratio['train']:.2f}x"
+    _print_table(title, rows)
+    if result["algorithms"]:
+        _print_table("depthwise-conv algorithm per call signature", result["algorithms"])
+    else:
+        typer.echo("depthwise convs: PyTorch on this device (run-time algorithm selection runs on CUDA)")
 
 
 def main() -> None:

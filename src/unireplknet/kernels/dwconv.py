@@ -9,11 +9,18 @@ Paths:
   input is channels_last, because oneDNN's NCHW depthwise kernel is about 2x faster there for
   k >= 7 (measured with ``benchmarks/cpu_inference.py --layers``); small kernels keep channels_last.
 
-``auto`` (the default) takes the Triton path for floating-point CUDA tensors whose (cropped) kernel
-is at least :data:`MIN_TRITON_KERNEL` or dilated (the re-parameterization branches), and the PyTorch
-path everywhere else. Force a path with the
-environment variable ``UNIREPLKNET_DWCONV=auto|triton|torch``, :func:`set_backend`, or the
-:func:`backend` context manager. Tracing, scripting and exporting always take the PyTorch path with
+``auto`` (the default) considers the Triton algorithms for floating-point CUDA tensors whose (cropped)
+kernel is at least :data:`MIN_TRITON_KERNEL` or dilated (the re-parameterization branches), and takes
+the PyTorch path everywhere else. Among the candidates -- ``torch`` (cuDNN), ``triton_direct`` (CUDA
+cores, every dtype) and ``triton_mma`` (tensor cores, bf16/fp16) -- the :class:`AlgorithmSelector`
+times each on the real device the first time it meets a (direction, shape, dtype, layout, kernel,
+dilation) and keeps the fastest, like ``torch.backends.cudnn.benchmark``, so no call is slower than
+cuDNN whatever the static model got wrong; the choice is cached in memory and, with
+``UNIREPLKNET_DWCONV_CACHE=FILE.json``, on disk. Under ``torch.use_deterministic_algorithms(True)`` it
+never times (timing noise would change the algorithm, hence the rounding, from run to run): it takes
+the first candidate of a fixed preference order. Force a path with the
+environment variable ``UNIREPLKNET_DWCONV=auto|triton|torch`` (``triton`` selects among the Triton
+algorithms only), :func:`set_backend`, or the :func:`backend` context manager. Tracing, scripting and exporting always take the PyTorch path with
 the full kernel, so exported graphs contain a standard ``Conv`` valid for every input size.
 
 Both paths crop the kernel to the taps a 'same' convolution can reach on the input
@@ -24,15 +31,23 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
-from collections.abc import Iterator
+import statistics
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "ALGORITHMS",
     "BACKENDS",
+    "Algorithm",
+    "AlgorithmSelector",
     "MIN_TRITON_KERNEL",
     "MAX_TRITON_KERNEL",
     "DepthwiseConv2d",
@@ -41,12 +56,16 @@ __all__ = [
     "crop_kernel",
     "depthwise_conv2d",
     "get_backend",
+    "get_selector",
     "set_backend",
+    "set_selector",
     "triton_available",
 ]
 
-BACKENDS = ("auto", "triton", "torch")
+# "triton_direct" / "triton_mma" force one Triton algorithm (see ALGORITHMS).
+BACKENDS = ("auto", "triton", "torch", "triton_direct", "triton_mma")
 ENV_VAR = "UNIREPLKNET_DWCONV"
+CACHE_ENV_VAR = "UNIREPLKNET_DWCONV_CACHE"
 # Below this (cropped) kernel size cuDNN's depthwise kernels are already near memory bandwidth
 # (anchors: 3x3 at 1.6 TB/s), so the Triton kernel has nothing to win. Dilated kernels take the
 # Triton path at any size, so a training step's re-parameterization branches run there too
@@ -132,31 +151,213 @@ def crop_kernel(weight: torch.Tensor, height: int, width: int, dilation: int = 1
 
 
 # --------------------------------------------------------------------------------------------------
-# The Triton path as custom ops: opaque to torch.compile / torch.export, with shape functions.
+# The Triton algorithms as custom ops: opaque to torch.compile / torch.export, with shape functions.
 
 
 @torch.library.custom_op("unireplknet::dwconv2d_forward", mutates_args=())
-def _dwconv2d_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, dilation: int) -> torch.Tensor:
+def _dwconv2d_forward(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, dilation: int, algorithm: str
+) -> torch.Tensor:
+    if algorithm == "triton_mma":
+        from .triton_dwconv_mma import mma_forward
+
+        return mma_forward(x, weight, bias, dilation)
     from .triton_dwconv import dwconv_forward
 
     return dwconv_forward(x, weight, bias, dilation)
 
 
 @_dwconv2d_forward.register_fake
-def _(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, dilation: int) -> torch.Tensor:
+def _(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, dilation: int, algorithm: str) -> torch.Tensor:
     return torch.empty_like(x)
 
 
 @torch.library.custom_op("unireplknet::dwconv2d_weight_grad", mutates_args=())
-def _dwconv2d_weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kernel_size: int, dilation: int) -> torch.Tensor:
+def _dwconv2d_weight_grad(
+    x: torch.Tensor, grad_out: torch.Tensor, kernel_size: int, dilation: int, algorithm: str
+) -> torch.Tensor:
+    if algorithm == "triton_mma":
+        from .triton_dwconv_mma import mma_weight_grad
+
+        return mma_weight_grad(x, grad_out, kernel_size, dilation)
     from .triton_dwconv import dwconv_weight_grad
 
     return dwconv_weight_grad(x, grad_out, kernel_size, dilation)
 
 
 @_dwconv2d_weight_grad.register_fake
-def _(x: torch.Tensor, grad_out: torch.Tensor, kernel_size: int, dilation: int) -> torch.Tensor:
+def _(x: torch.Tensor, grad_out: torch.Tensor, kernel_size: int, dilation: int, algorithm: str) -> torch.Tensor:
     return x.new_empty(x.shape[1], 1, kernel_size, kernel_size)
+
+
+def _torch_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, dilation: int) -> torch.Tensor:
+    k = weight.shape[-1]
+    return F.conv2d(x, weight, bias, padding=dilation * (k // 2), dilation=dilation, groups=x.shape[1])
+
+
+def _torch_weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kernel_size: int, dilation: int) -> torch.Tensor:
+    shape = (x.shape[1], 1, kernel_size, kernel_size)
+    padding = dilation * (kernel_size // 2)
+    return torch.nn.grad.conv2d_weight(x, shape, grad_out, padding=padding, dilation=dilation, groups=x.shape[1])
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """One way to compute the three directions of a depthwise conv.
+
+    ``forward(x, weight, bias, dilation) -> y`` (also the input gradient: for stride 1 and 'same'
+    padding the transposed convolution is the convolution with the kernel rotated by 180 degrees) and
+    ``weight_grad(x, grad_out, kernel_size, dilation) -> (C, 1, k, k)``; ``dtypes``: what it takes.
+    """
+
+    name: str
+    dtypes: tuple[torch.dtype, ...]
+    forward: Callable[..., torch.Tensor]
+    weight_grad: Callable[..., torch.Tensor]
+    triton: bool = True
+
+
+def _triton_algorithm(name: str, dtypes: tuple[torch.dtype, ...]) -> Algorithm:
+    return Algorithm(
+        name,
+        dtypes,
+        lambda x, w, b, d: _dwconv2d_forward(x, w, b, d, name),
+        lambda x, g, k, d: _dwconv2d_weight_grad(x, g, k, d, name),
+    )
+
+
+# In preference order: the order taken without timing (deterministic mode, or off the GPU).
+ALGORITHMS: dict[str, Algorithm] = {
+    a.name: a
+    for a in (
+        _triton_algorithm("triton_mma", (torch.bfloat16, torch.float16)),
+        _triton_algorithm("triton_direct", _TRITON_DTYPES),
+        Algorithm("torch", _TRITON_DTYPES, _torch_forward, _torch_weight_grad, triton=False),
+    )
+}
+
+
+def _candidates(choice: str, dtype: torch.dtype) -> list[str]:
+    if choice in ALGORITHMS:
+        return [choice]
+    return [a.name for a in ALGORITHMS.values() if dtype in a.dtypes and (a.triton or choice == "auto")]
+
+
+# --------------------------------------------------------------------------------------------------
+# Run-time algorithm selection.
+
+
+def cuda_event_timer(fn: Callable[[], object], repeats: int = 5) -> float:
+    """Median milliseconds of ``fn()`` over ``repeats`` runs after one warm-up, timed with CUDA events."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+class AlgorithmSelector:
+    """Times every candidate algorithm once per call signature and keeps the fastest.
+
+    Args:
+        timer: ``timer(fn) -> milliseconds``; default: CUDA events (median of 5 after a warm-up).
+        cache_path: a JSON file the choices are read from and written to (atomically); default
+            ``$UNIREPLKNET_DWCONV_CACHE``, unset: memory only.
+    """
+
+    def __init__(self, timer: Callable[[Callable[[], object]], float] | None = None, cache_path: str | None = None):
+        self.timer = timer or cuda_event_timer
+        path = cache_path if cache_path is not None else os.environ.get(CACHE_ENV_VAR, "")
+        self.cache_path = Path(path) if path else None
+        self.choices: dict[str, str] = {}
+        self.timings: dict[str, dict[str, float]] = {}
+        if self.cache_path is not None and self.cache_path.exists():
+            try:
+                self.choices = dict(json.loads(self.cache_path.read_text()))
+            except (OSError, ValueError) as e:
+                raise ValueError(
+                    f"the depthwise-conv algorithm cache {self.cache_path} is unreadable ({e}); delete it or "
+                    f"point ${CACHE_ENV_VAR} elsewhere"
+                ) from e
+
+    def choose(self, key: str, candidates: dict[str, Callable[[], object]], timed: bool) -> str:
+        """The algorithm for ``key``: the cached choice, else (``timed``) the fastest, else the first.
+
+        A candidate that fails (e.g. a kernel the device cannot compile) is never chosen."""
+        names = list(candidates)
+        if len(names) == 1 or not timed or torch.are_deterministic_algorithms_enabled():
+            return names[0]
+        cached = self.choices.get(key)
+        if cached in candidates:
+            return cached
+        times = {}
+        for name, fn in candidates.items():
+            try:
+                times[name] = self.timer(fn)
+            except Exception:  # noqa: BLE001 -- a candidate that cannot run here is skipped, not fatal
+                times[name] = float("inf")
+        best = min(names, key=lambda n: times[n])
+        if times[best] == float("inf"):
+            raise RuntimeError(f"no depthwise-conv algorithm ran for {key}: tried {', '.join(names)}")
+        self.choices[key] = best
+        self.timings[key] = times
+        self._save()
+        return best
+
+    def _save(self) -> None:
+        if self.cache_path is None:
+            return
+        self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.cache_path.parent, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(self.choices, f, indent=1, sort_keys=True)
+            os.replace(tmp, self.cache_path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+
+
+_selector: AlgorithmSelector | None = None
+
+
+def get_selector() -> AlgorithmSelector:
+    """The process-wide :class:`AlgorithmSelector` (created on first use)."""
+    global _selector
+    if _selector is None:
+        _selector = AlgorithmSelector()
+    return _selector
+
+
+def set_selector(selector: AlgorithmSelector | None) -> AlgorithmSelector | None:
+    """Install ``selector`` process-wide (``None``: a fresh default one on next use); returns the previous."""
+    global _selector
+    previous, _selector = _selector, selector
+    return previous
+
+
+def _accelerated(x: torch.Tensor) -> bool:
+    """Whether ``x`` lives where the Triton kernels run compiled and candidates can be timed."""
+    return x.is_cuda
+
+
+def selection_key(direction: str, x: torch.Tensor, kernel_size: int, dilation: int) -> str:
+    """``direction|NxCxHxW|k|d|dtype|layout|device``: what the choice of algorithm depends on."""
+    layout = "channels_last" if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() else "nchw"
+    device = torch.cuda.get_device_name(x.device) if x.is_cuda else x.device.type
+    shape = "x".join(map(str, x.shape))
+    return f"{direction}|{shape}|k{kernel_size}|d{dilation}|{str(x.dtype).removeprefix('torch.')}|{layout}|{device}"
+
+
+def _select(direction: str, x: torch.Tensor, kernel_size: int, dilation: int, choice: str, run) -> str:
+    names = _candidates(choice, x.dtype)
+    candidates = {name: (lambda name=name: run(ALGORITHMS[name])) for name in names}
+    return get_selector().choose(selection_key(direction, x, kernel_size, dilation), candidates, _accelerated(x))
 
 
 def _dense_like(grad: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -169,31 +370,38 @@ def _dense_like(grad: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 class DepthwiseConv2dFunction(torch.autograd.Function):
-    """Autograd wrapper of the Triton kernels.
+    """Autograd wrapper that runs each direction on its selected algorithm.
 
-    ``apply(x (N, C, H, W), weight (C, 1, k, k), bias (C,) | None, dilation: int) -> (N, C, H, W)``.
-    Input, weight and bias must share a dtype (callers cast under autocast). The weight gradient is
-    deterministic; the bias gradient is ``grad.sum((0, 2, 3))``.
+    ``apply(x (N, C, H, W), weight (C, 1, k, k), bias (C,) | None, dilation: int, choice: "auto" | "triton")
+    -> (N, C, H, W)``. Input, weight and bias must share a dtype (callers cast under autocast). Every
+    algorithm's weight gradient is deterministic; the bias gradient is ``grad.sum((0, 2, 3))``.
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, dilation: int) -> torch.Tensor:
+    def forward(ctx, x, weight, bias, dilation, choice):
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
-        ctx.dilation = dilation
-        return _dwconv2d_forward(x, weight, bias, dilation)
+        ctx.dilation, ctx.choice = dilation, choice
+        k = weight.shape[-1]
+        name = _select("forward", x, k, dilation, choice, lambda a: a.forward(x, weight, bias, dilation))
+        return ALGORITHMS[name].forward(x, weight, bias, dilation)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         x, weight = ctx.saved_tensors
         grad = _dense_like(grad, x)
-        need_x, need_w, need_b, _ = ctx.needs_input_grad
-        # Stride 1, 'same' padding: the transposed convolution is the convolution with the kernel
-        # rotated by 180 degrees, at the same dilation.
-        grad_x = _dwconv2d_forward(grad, weight.flip(-1, -2), None, ctx.dilation) if need_x else None
-        grad_w = _dwconv2d_weight_grad(x, grad, weight.shape[-1], ctx.dilation) if need_w else None
+        need_x, need_w, need_b, _, _ = ctx.needs_input_grad
+        d, k = ctx.dilation, weight.shape[-1]
+        grad_x = grad_w = None
+        if need_x:
+            rotated = weight.flip(-1, -2)
+            name = _select("input_grad", grad, k, d, ctx.choice, lambda a: a.forward(grad, rotated, None, d))
+            grad_x = ALGORITHMS[name].forward(grad, rotated, None, d)
+        if need_w:
+            name = _select("weight_grad", x, k, d, ctx.choice, lambda a: a.weight_grad(x, grad, k, d))
+            grad_w = ALGORITHMS[name].weight_grad(x, grad, k, d)
         grad_b = grad.sum((0, 2, 3)) if need_b and ctx.has_bias else None
-        return grad_x, grad_w, grad_b, None
+        return grad_x, grad_w, grad_b, None, None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -209,7 +417,10 @@ def _use_triton(x: torch.Tensor, kernel_size: int, dilation: int, choice: str) -
     )
     if choice == "torch":
         return False
-    if choice == "triton":
+    if choice != "auto":
+        if choice in ALGORITHMS and x.dtype not in ALGORITHMS[choice].dtypes:
+            names = ", ".join(str(d).removeprefix("torch.") for d in ALGORITHMS[choice].dtypes)
+            raise ValueError(f"the {choice} depthwise conv takes {names}, not {x.dtype}; use backend 'triton'")
         if not supported:
             raise ValueError(
                 f"the Triton depthwise conv cannot run here (device {x.device.type}, dtype {x.dtype}, "
@@ -219,7 +430,7 @@ def _use_triton(x: torch.Tensor, kernel_size: int, dilation: int, choice: str) -
             )
         return True
     worth_it = kernel_size >= MIN_TRITON_KERNEL or (dilation > 1 and kernel_size > 1)
-    return supported and x.is_cuda and x.dtype != torch.float64 and worth_it
+    return supported and _accelerated(x) and x.dtype != torch.float64 and worth_it
 
 
 def _torch_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, dilation: int) -> torch.Tensor:
@@ -283,7 +494,7 @@ def depthwise_conv2d(
     elif weight.dtype != x.dtype:
         raise ValueError(f"input dtype {x.dtype} and weight dtype {weight.dtype} differ; cast one of them")
     bias = bias.to(x.dtype) if bias is not None else None
-    return DepthwiseConv2dFunction.apply(x, weight, bias, dilation)
+    return DepthwiseConv2dFunction.apply(x, weight, bias, dilation, choice)
 
 
 class DepthwiseConv2d(nn.Conv2d):

@@ -40,6 +40,16 @@ __all__ = ["INTERPRETED", "autotune_enabled", "dwconv_forward", "dwconv_weight_g
 INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
+def launch(kernel, grid, *args, **meta) -> None:
+    """Launch ``kernel[grid](*args, **meta)``: the one place kernels start (the static model records here)."""
+    kernel[grid](*args, **meta)
+
+
+def multiprocessors(device: torch.device) -> int:
+    """Streaming multiprocessors of ``device`` (1 off the GPU: the interpreter needs no more programs)."""
+    return torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 1
+
+
 def _config(meta: dict[str, int], num_warps: int) -> triton.Config:
     return triton.Config(meta, num_warps=num_warps, num_stages=1)
 
@@ -92,7 +102,7 @@ def _prune_forward(configs, named_args, **constants):
 @triton.jit
 def _dwconv_forward_kernel(
     x_ptr,
-    w_ptr,  # (TAPS_PAD + K + TAPS_PAD, K, TAPS_C) fp32/fp64, zero outside the kernel and past C
+    w_ptr,  # (TAPS_PAD + K + TAPS_PAD, K, taps_c) fp32/fp64, zero outside the kernel and past C
     b_ptr,
     y_ptr,
     C,
@@ -102,14 +112,14 @@ def _dwconv_forward_kernel(
     sxn,
     sxc,
     sxh,
+    sxw,  # 1 (contiguous) is specialised to a constant by Triton, so W becomes the vector axis
     syn,
     syc,
     syh,
     syw,
-    X_STRIDE_W: tl.constexpr,  # compile-time, so every tap's column offset is an immediate
+    taps_c,
     K: tl.constexpr,
     TAPS_PAD: tl.constexpr,
-    TAPS_C: tl.constexpr,
     HAS_BIAS: tl.constexpr,
     CHANNELS_LAST: tl.constexpr,  # only part of the autotune key
     ACC_DTYPE: tl.constexpr,
@@ -139,14 +149,14 @@ def _dwconv_forward_kernel(
         # Output row j of the tile reads this input row through kernel row r - j.
         # Out-of-kernel rows of the padded taps are zero: no mask needed.
         kh = r - tile_rows + TAPS_PAD
-        w_row_ptr = w_ptr + (kh[:, None] * K) * TAPS_C + offs_c[None, :]
+        w_row_ptr = w_ptr + (kh[:, None] * K) * taps_c + offs_c[None, :]
         x_row_ok = c_ok[None, :] & (in_row >= 0) & (in_row < H)
         x_row_ptr = x_chan + in_row * sxh
         for kw in tl.static_range(K):
             in_cols = out_cols + (kw - PAD) * dilation
             cols_ok = (in_cols >= 0) & (in_cols < W)
-            xv = tl.load(x_row_ptr + in_cols[:, None] * X_STRIDE_W, mask=cols_ok[:, None] & x_row_ok, other=0.0)
-            wv = tl.load(w_row_ptr + kw * TAPS_C)
+            xv = tl.load(x_row_ptr + in_cols[:, None] * sxw, mask=cols_ok[:, None] & x_row_ok, other=0.0)
+            wv = tl.load(w_row_ptr + kw * taps_c)
             acc += xv.to(ACC_DTYPE)[None, :, :] * wv.to(ACC_DTYPE)[:, None, :]
 
     if HAS_BIAS:
@@ -157,7 +167,8 @@ def _dwconv_forward_kernel(
     tl.store(y_ptr + y_off, acc.to(y_ptr.dtype.element_ty), mask=y_ok)
 
 
-@triton.jit
+# Row counts follow the batch size: not specialised, so one compile serves every batch.
+@triton.jit(do_not_specialize=["rows_total", "rows_per_split"])
 def _dwconv_weight_grad_kernel(
     x_ptr,
     g_ptr,
@@ -274,7 +285,9 @@ def dwconv_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     kernel, meta = _kernel_and_meta(
         _dwconv_forward_tuned, _dwconv_forward_kernel, lambda: _default_forward_meta(c, channels_last)
     )
-    kernel[grid](
+    launch(
+        kernel,
+        grid,
         x,
         taps,
         bias if bias is not None else taps,
@@ -283,12 +296,11 @@ def dwconv_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
         h,
         w,
         dilation,
-        *x.stride()[:3],
+        *x.stride(),
         *y.stride(),
-        X_STRIDE_W=x.stride(3),
+        taps_c,
         K=k,
         TAPS_PAD=TAPS_PAD,
-        TAPS_C=taps_c,
         HAS_BIAS=bias is not None,
         CHANNELS_LAST=channels_last,
         ACC_DTYPE=tl_acc,
@@ -300,7 +312,7 @@ def dwconv_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
 def _num_splits(rows: int, k: int, channels: int, device: torch.device) -> int:
     # Enough programs to fill the GPU a few times over; a pure function of the shape and the device,
     # so the summation order (hence the result) never changes between runs.
-    programs = 4 * torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 4
+    programs = 4 * multiprocessors(device)
     per_split_programs = k * triton.cdiv(channels, 64)
     return max(1, min(rows, triton.cdiv(programs, per_split_programs), 256))
 
@@ -333,7 +345,9 @@ def dwconv_weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kernel_size: int
     kernel, meta = _kernel_and_meta(
         _dwconv_weight_grad_tuned, _dwconv_weight_grad_kernel, lambda: _default_weight_grad_meta(c, channels_last)
     )
-    kernel[grid](
+    launch(
+        kernel,
+        grid,
         x,
         grad_out,
         partial,
