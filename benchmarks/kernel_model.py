@@ -561,26 +561,32 @@ def print_table(r: dict) -> None:
 # The spill guard: every config the dispatcher can launch for UniRepLKNet-T and -S.
 
 
-def launchable() -> list[tuple[str, Launch, dict]]:
-    """(what, launch, config) for every distinct compile of the T/S layers, all dtypes and layouts."""
-    seen, out = set(), []
-    convs = {c for v in ("unireplknet_t", "unireplknet_s") for c, _ in unireplknet_convs(v, batch=2)}
+# The precisions UniRepLKNet runs in: bf16 autocast + channels_last (training and inference on the GPU)
+# and fp32 NCHW (the anchors' other layout). ``--all`` adds the other dtype/layout combinations.
+MAIN_PRECISIONS = (("bf16", True), ("fp32", False))
+
+
+def launchable(every_precision: bool = False) -> list[tuple[str, Launch, dict]]:
+    """(what, launch, config) for every distinct compile the dispatcher can launch for the depthwise convs
+    of UniRepLKNet-T and -S at 224x224 (all batch sizes: the row counts are not specialised)."""
     from unireplknet.kernels.dwconv import MIN_TRITON_KERNEL
 
+    precisions = [(d, cl) for d in DTYPES for cl in (True, False)] if every_precision else MAIN_PRECISIONS
+    convs = {c for v in ("unireplknet_t", "unireplknet_s") for c, _ in unireplknet_convs(v, batch=2)}
+    seen, out = set(), []
     for base in sorted(convs, key=lambda c: c.label):
         if base.kernel < MIN_TRITON_KERNEL and base.dilation == 1:
-            continue
-        for dtype in DTYPES:
-            for cl in (True, False):
-                conv = Conv(base.batch, base.channels, base.size, base.kernel, base.dilation, dtype, cl)
-                for bias in (False, True):
-                    for (direction, name), launch in record_conv(conv, bias).items():
-                        for config in launch.configs():
-                            key = compile_key(launch, config)
-                            if key not in seen:
-                                seen.add(key)
-                                what = f"{conv.label} {dtype} {'NHWC' if cl else 'NCHW'} {direction} {name}"
-                                out.append((what, launch, config))
+            continue  # cuDNN's: the dispatcher never sends these to Triton on its own
+        for dtype, cl in precisions:
+            conv = Conv(base.batch, base.channels, base.size, base.kernel, base.dilation, dtype, cl)
+            for bias in (False, True):
+                for (direction, name), launch in record_conv(conv, bias).items():
+                    for config in launch.configs():
+                        key = compile_key(launch, config)
+                        if key not in seen:
+                            seen.add(key)
+                            what = f"{conv.label} {dtype} {'NHWC' if cl else 'NCHW'} {direction} {name}"
+                            out.append((what, launch, config))
     return out
 
 
@@ -597,8 +603,8 @@ def _spill_check(item: tuple[str, Launch, dict]) -> dict:
     }
 
 
-def spill_report(workers: int = 2) -> list[dict]:
-    items = launchable()
+def spill_report(every_precision: bool = False, workers: int = 2) -> list[dict]:
+    items = launchable(every_precision)
     with ProcessPoolExecutor(workers) as pool:
         return list(pool.map(_spill_check, items))
 
@@ -671,6 +677,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--spills", action="store_true", help="compile every launchable config; exit 1 on any spill")
+    p.add_argument("--all", action="store_true", help="with --spills: every dtype and layout, not just the main two")
     p.add_argument("--calibrate", action="store_true", help="recompute the calibration factor from the H100 data")
     p.add_argument("--out", type=Path, help="also write the JSON report here (benchmarks/data/kernel_model.json)")
     args = p.parse_args()
@@ -681,7 +688,7 @@ def main() -> None:
         print(json.dumps(out, indent=1))
         return
     if args.spills:
-        rows = spill_report()
+        rows = spill_report(args.all)
         bad = [r for r in rows if r["spills"] or r["stack_bytes"]]
         print(json.dumps({"configs": len(rows), "with_spills": bad, "rows": rows} if args.json else bad, indent=1))
         if not args.json:
