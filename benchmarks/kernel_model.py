@@ -526,6 +526,25 @@ def branch_shapes(batch: int = 128) -> list[Conv]:
     return [Conv(batch, c, s, k, d) for c, s in ((160, 28), (320, 14), (640, 7)) for k, d in LARK_BRANCHES]
 
 
+def _precision_row(conv: Conv) -> dict:
+    """fp16 / fp32 against cuDNN's best layout for this shape: its fp32 NCHW anchor."""
+    m = model_conv(conv)
+    best = {d: ms[0] for d, ms in m.items()}
+    fwd = best["forward"][1].ms
+    fwd_bwd = fwd + best["input_grad"][1].ms + best["weight_grad"][1].ms
+    ref = _cudnn(Conv(conv.batch, conv.channels, conv.size, conv.kernel, conv.dilation, "fp32", False))
+    return {
+        "shape": conv.label,
+        "dtype": conv.dtype,
+        "layout": "channels_last" if conv.channels_last else "nchw",
+        "forward_ms": round(fwd, 4),
+        "forward_vs_cudnn_fp32_nchw": round(ref["fwd_ms"] / fwd, 2),
+        "forward_backward_ms": round(fwd_bwd, 4),
+        "forward_backward_vs_cudnn_fp32_nchw": round((ref["fwd_ms"] + ref["bwd_ms"]) / fwd_bwd, 2),
+        "algorithms": {d: name for d, (name, _) in best.items()},
+    }
+
+
 def report() -> dict:
     return {
         "modeled": "H100 SXM, static SASS model (not measured)",
@@ -533,6 +552,11 @@ def report() -> dict:
         "shapes": [_row(c) for c in stage_shapes()],
         "branches": [_row(c) for c in branch_shapes()],
         "sums": model_sums(),
+        "other_precisions": [
+            _precision_row(Conv(c.batch, c.channels, c.size, c.kernel, 1, dtype, cl))
+            for c in stage_shapes()
+            for dtype, cl in (("fp16", True), ("fp32", False))
+        ],
     }
 
 
@@ -549,12 +573,40 @@ def print_table(r: dict) -> None:
             f"{s['shape']:<20} {s['forward_ms']:>8.3f} {'':>9} {s['forward_backward_ms']:>11.3f} {'':>9}"
             f" {s['spills']:>7}  {s['algorithm']}  (no cuDNN anchor)"
         )
+    for s in r["other_precisions"]:
+        print(
+            f"{s['shape']:<20} {s['dtype']} {s['layout']}: forward {s['forward_ms']:.3f} ms "
+            f"({s['forward_vs_cudnn_fp32_nchw']:.2f}x cuDNN fp32 NCHW), forward+backward {s['forward_backward_ms']:.3f} ms "
+            f"({s['forward_backward_vs_cudnn_fp32_nchw']:.2f}x)"
+        )
     t = r["sums"]
     print(
         f"{t['model']} (every depthwise conv, branches included): forward {t['forward_ms']:.2f} ms vs cuDNN "
         f"{t['cudnn_forward_ms']:.2f} ms ({t['forward_vs_cudnn']:.2f}x); training step {t['step_ms']:.2f} ms vs "
         f"cuDNN {t['cudnn_step_ms']:.2f} ms ({t['step_vs_cudnn']:.2f}x); cuDNN branches: {t['cudnn_branches']}"
     )
+
+
+def markdown_table(r: dict) -> str:
+    """The README's table (every figure modeled except cuDNN's, which the anchors measured)."""
+    lines = [
+        "| C x H x W, k13 | forward (modeled) | cuDNN forward | ratio | fwd + bwd (modeled) | cuDNN fwd + bwd | ratio |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for s in r["shapes"]:
+        shape = s["shape"].split(" ")[0].split("x", 1)[1]
+        lines.append(
+            f"| {shape} | {s['forward_ms']:.3f} ms | {s['cudnn_forward_ms']:.2f} ms | {s['forward_vs_cudnn']:.1f}x "
+            f"| {s['forward_backward_ms']:.3f} ms | {s['cudnn_forward_backward_ms']:.1f} ms "
+            f"| {s['forward_backward_vs_cudnn']:.1f}x |"
+        )
+    t = r["sums"]
+    lines.append(
+        f"| UniRepLKNet-T, every depthwise conv (training structure) | {t['forward_ms']:.2f} ms "
+        f"| {t['cudnn_forward_ms']:.1f} ms | {t['forward_vs_cudnn']:.1f}x | {t['step_ms']:.2f} ms "
+        f"| {t['cudnn_step_ms']:.1f} ms | {t['step_vs_cudnn']:.1f}x |"
+    )
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -679,6 +731,7 @@ def main() -> None:
     p.add_argument("--spills", action="store_true", help="compile every launchable config; exit 1 on any spill")
     p.add_argument("--all", action="store_true", help="with --spills: every dtype and layout, not just the main two")
     p.add_argument("--calibrate", action="store_true", help="recompute the calibration factor from the H100 data")
+    p.add_argument("--markdown", action="store_true", help="print the README's table")
     p.add_argument("--out", type=Path, help="also write the JSON report here (benchmarks/data/kernel_model.json)")
     args = p.parse_args()
     if args.calibrate:
@@ -699,6 +752,8 @@ def main() -> None:
         args.out.write_text(json.dumps(r, indent=1) + "\n")
     if args.json:
         print(json.dumps(r, indent=1))
+    elif args.markdown:
+        print(markdown_table(r))
     else:
         print_table(r)
 

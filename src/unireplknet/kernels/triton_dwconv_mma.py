@@ -49,11 +49,13 @@ class ColumnPlan(tuple):
         return self[2]
 
 
-def column_plan(width: int, kernel_size: int, dilation: int) -> ColumnPlan:
-    """The column tiling with the fewest tensor-core FMAs per output row (ties: narrower tiles, fewer registers).
+def column_plan(width: int, kernel_size: int, dilation: int, prefer_wide: bool) -> ColumnPlan:
+    """The column tiling with the fewest tensor-core FMAs per output row.
 
     A tile as wide as the map reads only the map's own columns; a narrower one reads its columns plus
-    the kernel's reach on both sides."""
+    the kernel's reach on both sides. Ties go to wider tiles with ``prefer_wide`` (the forward: fewer
+    programs and index computations) and to narrower ones without (the weight gradient, whose per-program
+    ``TILE_U x TILE_W`` sums would otherwise spill registers)."""
     reach = dilation * (kernel_size // 2)
     best = None
     for tile_w in (16, 32, 64):
@@ -62,7 +64,7 @@ def column_plan(width: int, kernel_size: int, dilation: int) -> ColumnPlan:
         else:
             plan = ColumnPlan((tile_w, triton.next_power_of_2(tile_w + 2 * reach), reach))
         cost = triton.cdiv(width, tile_w) * plan.tile_u * tile_w
-        if best is None or cost < best[0]:
+        if best is None or cost < best[0] or (prefer_wide and cost == best[0]):
             best = (cost, plan)
         if tile_w >= width:
             break
@@ -249,7 +251,7 @@ def mma_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     """
     n, c, h, w = x.shape
     k = weight.shape[-1]
-    plan = column_plan(w, k, dilation)
+    plan = column_plan(w, k, dilation, prefer_wide=True)
     c_pad = triton.cdiv(c, BLOCK_C) * BLOCK_C
     bands = toeplitz(weight, plan, dilation, c_pad)
     y = torch.empty_like(x)
@@ -301,7 +303,7 @@ def mma_weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kernel_size: int, d
     """
     n, c, h, w = x.shape
     k = kernel_size
-    plan = column_plan(w, k, dilation)
+    plan = column_plan(w, k, dilation, prefer_wide=False)
     rows = n * h
     col_tiles = triton.cdiv(w, plan.tile_w)
     c_blocks = triton.cdiv(c, BLOCK_C)
