@@ -36,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -656,8 +656,9 @@ def _spill_check(item: tuple[str, Launch, dict]) -> dict:
 
 
 def spill_report(every_precision: bool = False, workers: int = 2) -> list[dict]:
+    # Threads: most of a compile is ptxas and nvdisasm, separate processes that run in parallel.
     items = launchable(every_precision)
-    with ProcessPoolExecutor(workers) as pool:
+    with ThreadPoolExecutor(workers) as pool:
         return list(pool.map(_spill_check, items))
 
 
