@@ -1,8 +1,9 @@
 """The spill guard: every kernel config the dispatcher can launch for UniRepLKNet-T and -S compiles for the
 H100 (sm_90) without a GPU, and none spills registers to local memory (no timing: the SASS is read).
 
-The default run covers the precisions the network runs in (bf16 autocast + channels_last, fp32 NCHW);
-the slow one every dtype and layout (`pytest -m slow`)."""
+It covers the precisions the network runs in (bf16 autocast + channels_last, fp32 NCHW), which keeps it
+to about 150 compiles; ``python benchmarks/kernel_model.py --spills --all`` checks every dtype and layout
+(about 480)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 MODEL = Path(__file__).resolve().parents[1] / "benchmarks" / "kernel_model.py"
 KERNELS = {"_dwconv_forward_kernel", "_dwconv_weight_grad_kernel", "_mma_forward_kernel", "_mma_weight_grad_kernel"}
@@ -37,9 +36,3 @@ def test_launchable_configs_of_the_main_precisions_compile_for_sm90_without_spil
     whats = " ".join(row["what"] for row in report["rows"])
     assert "bf16 NHWC" in whats and "fp32 NCHW" in whats and "d5" in whats  # dilated branches included
     assert report["configs"] == len(report["rows"]) > 40
-
-
-@pytest.mark.slow
-def test_every_dtype_and_layout_compiles_for_sm90_without_spills():
-    report = _spill_guard("--all")
-    assert report["configs"] > 100
