@@ -435,7 +435,8 @@ def stage_shapes(batch: int = 128) -> list[Conv]:
 
 def unireplknet_convs(variant: str, batch: int = 128, train: bool = True) -> list[tuple[Conv, int]]:
     """(conv, count) for every depthwise conv of one forward of ``variant`` at 224x224."""
-    from unireplknet.model import VARIANTS, default_kernel_sizes
+    from unireplknet.model import default_kernel_sizes
+    from unireplknet.variants import VARIANTS
 
     v = VARIANTS[variant]
     counts: collections.Counter = collections.Counter()
