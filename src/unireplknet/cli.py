@@ -1,4 +1,4 @@
-"""The ``unireplknet`` command line: train, eval, predict, reparam, info, export, bench.
+"""The ``unireplknet`` command line: train, eval, predict, reparam, info, export, bench, configs.
 
 Tasks are looked up by name (``--task NAME``) through :func:`unireplknet.tasks.get_task`, so every
 registered task works here unchanged; task options go through the config (``--config FILE`` and
@@ -16,7 +16,18 @@ from typing import Annotated, Any
 
 import typer
 
+from . import list_models
+from .tasks import BUILTIN_TASKS
+
 __all__ = ["app", "main"]
+
+# The repository's configs/ folder (the package is installed editable from the repository).
+CONFIGS_DIR = Path(__file__).resolve().parents[2] / "configs"
+TRAIN_EPILOG = (
+    f"Variants (--set model.name=...): {', '.join(list_models())}. "
+    "Mixed precision (--set train.amp=...): null, bf16, fp16. "
+    "Bundled demo configs and dataset recipes, one line each on what they run: unireplknet configs."
+)
 
 app = typer.Typer(
     name="unireplknet",
@@ -35,7 +46,12 @@ SetOpt = Annotated[
     typer.Option("--set", "-s", help="Config override section.key=value (repeatable), e.g. train.lr=0.002."),
 ]
 TaskOpt = Annotated[
-    str | None, typer.Option("--task", "-t", help="Task name (default: from the config or checkpoint, else classify).")
+    str | None,
+    typer.Option(
+        "--task",
+        "-t",
+        help=f"Task: {', '.join(BUILTIN_TASKS)} (default: from the config or checkpoint, else classify).",
+    ),
 ]
 DataOpt = Annotated[Path | None, typer.Option("--data", "-d", help="Dataset location (sets data.root).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -121,7 +137,7 @@ def _print_table(title: str, rows: dict[str, Any]) -> None:
 
 
 # -- commands --------------------------------------------------------------------------------------
-@app.command()
+@app.command(epilog=TRAIN_EPILOG)
 @_guard
 def train(
     config: ConfigOpt = None,
@@ -339,7 +355,7 @@ def reparam(
 @app.command()
 @_guard
 def info(
-    name: Annotated[str, typer.Argument(help="Variant: unireplknet_a, _f, _p, _n, _t, _s, _b, _l, _xl.")],
+    name: Annotated[str, typer.Argument(help=f"Variant: {', '.join(list_models())}.")],
     size: Annotated[int, typer.Option("--size", help="Input side length.")] = 224,
     in_chans: Annotated[int, typer.Option("--in-chans", help="Input channels.")] = 3,
     num_classes: Annotated[int, typer.Option("--num-classes", help="Classifier outputs.")] = 1000,
@@ -455,6 +471,51 @@ def bench(
         _print_table("depthwise-conv algorithm per call signature", result["algorithms"])
     else:
         typer.echo("depthwise convs: PyTorch on this device (run-time algorithm selection runs on CUDA)")
+
+
+def config_entries(folder: Path) -> list[dict[str, str]]:
+    """``name``, ``task``, ``model`` and ``description`` (the first line, a comment) of each YAML in ``folder``."""
+    from .config import load_yaml
+
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no configs folder at {folder}; pass the folder that holds the YAML configs")
+    entries = []
+    for path in sorted(folder.glob("*.yaml")):
+        cfg = load_yaml(path)
+        first = path.read_text().split("\n", 1)[0]
+        entries.append(
+            {
+                "name": path.stem,
+                "task": str(cfg.get("task", "classify")),
+                "model": str((cfg.get("model") or {}).get("name", "")),
+                "description": first.lstrip("#").strip() if first.startswith("#") else "(no description line)",
+                "path": str(path),
+            }
+        )
+    if not entries:
+        raise FileNotFoundError(f"{folder} holds no .yaml configs")
+    return entries
+
+
+@app.command("configs")
+@_guard
+def configs_cmd(
+    folder: Annotated[
+        Path | None, typer.Argument(help="Folder of YAML configs (default: the repository's configs/).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the bundled configs (demos on bundled data, recipes for real datasets), one line each: name,
+    task, variant and what it runs (the file's first comment line)."""
+    folder = folder or CONFIGS_DIR
+    entries = config_entries(folder)
+    if as_json:
+        typer.echo(json.dumps(entries, indent=2))
+        return
+    typer.echo(f"configs in {folder}; run one with: unireplknet train --config {folder / 'NAME.yaml'}")
+    widths = {key: max(len(e[key]) for e in entries) for key in ("name", "task", "model")}
+    for e in entries:
+        typer.echo("  ".join(e[key].ljust(widths[key]) for key in widths) + "  " + e["description"])
 
 
 def main() -> None:
