@@ -64,8 +64,9 @@ def test_configs_lists_every_bundled_config_with_what_it_runs() -> None:
         assert task in BUILTIN_TASKS
         first = path.read_text().splitlines()[0]
         # Each bundled config opens with its one-line description: what it runs, a demo or a recipe.
-        assert first == f"# {description}", path.name
-        assert description.startswith(("Demo: ", "Recipe: ")) and len(first) <= 110, path.name
+        fix = f"{path.name}: open it with one comment line on what it runs, '# Demo: ...' or '# Recipe: ...'"
+        assert first == f"# {description}", fix
+        assert description.startswith(("Demo: ", "Recipe: ")) and len(first) <= 110, fix
     assert "fashion_mnist" in result.output and "Demo: the default run" in result.output
 
 
