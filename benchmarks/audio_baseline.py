@@ -11,17 +11,9 @@ reported on validation and test. Compare with ``unireplknet eval --config CONFIG
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 
 import numpy as np
-import yaml
-
-
-def deep_update(base: dict, overlay: dict) -> dict:
-    for key, value in overlay.items():
-        base[key] = deep_update(base.get(key) or {}, value) if isinstance(value, dict) else value
-    return base
 
 
 def mfcc_stats(task, items) -> tuple[np.ndarray, np.ndarray]:
@@ -56,10 +48,10 @@ def main() -> None:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    from unireplknet.config import load_yaml, resolve_config
     from unireplknet.tasks.audio import AudioTask
 
-    with open(args.config) as f:
-        cfg = deep_update(copy.deepcopy(AudioTask.default_config), yaml.safe_load(f) or {})
+    cfg = resolve_config(AudioTask.config_schema, load_yaml(args.config))
     task = AudioTask(cfg)
     splits, classes, _ = task.splits()
     data = {name: mfcc_stats(task, items) for name, items in splits.items() if items}

@@ -48,7 +48,7 @@ def run(model: str, out: Path, overrides: list[str]) -> dict[str, Any]:
     size = [f"data.img_size={INPUT_SIZE[model]}"] if model in INPUT_SIZE else []
     names = [f"model.name={model}", f"output.dir={out}", f"output.name={model}-{int(time.time())}"]
     layers = parse_overrides([*size, *overrides, *names])
-    cfg = resolve_config(task.default_config, {"task": task.name}, layers)
+    cfg = resolve_config(task.config_schema, {"task": task.name}, layers)
     started = time.perf_counter()
     summary = train(cfg)
     summary["wall_s"] = time.perf_counter() - started

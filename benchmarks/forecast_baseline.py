@@ -14,17 +14,9 @@ MSE/MAE are on the original scale (divided by ``data.value_scale`` as the task d
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 
 import torch
-import yaml
-
-
-def deep_update(base: dict, overlay: dict) -> dict:
-    for key, value in overlay.items():
-        base[key] = deep_update(base.get(key) or {}, value) if isinstance(value, dict) else value
-    return base
 
 
 def windows(dataset) -> tuple[torch.Tensor, torch.Tensor]:
@@ -57,12 +49,12 @@ def main() -> None:
     parser.add_argument("--season", type=int, default=24, help="seasonal-naive period in steps")
     args = parser.parse_args()
 
+    from unireplknet.config import load_yaml, resolve_config
     from unireplknet.tasks.forecast import ForecastTask
 
-    with open(args.config) as f:
-        cfg = deep_update(copy.deepcopy(ForecastTask.default_config), yaml.safe_load(f) or {})
+    cfg = resolve_config(ForecastTask.config_schema, load_yaml(args.config))
     task = ForecastTask(cfg)
-    pred_len, season = cfg["forecast"]["pred_len"], args.season
+    pred_len, season = cfg["data"]["pred_len"], args.season
     weights = fit_linear(*windows(task.split_dataset("train", cfg["data"]["stride"])))
     report = {}
     for split in ("val", "test"):

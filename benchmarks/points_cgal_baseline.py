@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=64, help="reference samples per mesh for the neighbour search")
     args = parser.parse_args()
     torch.manual_seed(0)
-    cfg = resolve_config(PointsTask.default_config, load_yaml(args.config))
+    cfg = resolve_config(PointsTask.config_schema, load_yaml(args.config))
     data, c = cfg["data"], cfg["data"]["cgal_poses"]
     meshes = cgal_meshes(c["meshes"], c["archive"], c["cache_dir"])
     common = dict(num_points=data["num_points"], surface_points=data["surface_points"])

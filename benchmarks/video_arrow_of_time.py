@@ -66,7 +66,7 @@ def main() -> None:
                 f"output.name={Path(args.config).stem}_{layout}",
             ]
         )
-        cfg = resolve_config(get_task("video").default_config, user, overrides)
+        cfg = resolve_config(get_task("video").config_schema, user, overrides)
         cpu_start = time.process_time()
         summary = train(cfg)
         epochs = [json.loads(line) for line in Path(summary["outputs"]["metrics"]).read_text().splitlines()]

@@ -14,7 +14,8 @@ from unireplknet.engine import predict  # noqa: E402
 from unireplknet.tasks import get_task  # noqa: E402
 
 TINY_MODEL = {"depths": [1, 1, 1, 1], "dims": [8, 16, 32, 64], "kernel_sizes": [[3], [7], [7], [3]]}
-TINY_DATA = {"frames": 20, "n_mels": 32, "spec_augment": {"freq_mask": 4, "time_mask": 4}}
+TINY_DATA = {"frames": 20, "n_mels": 32}
+TINY_AUG = {"spec_augment": {"freq_mask": 4, "time_mask": 4}}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -27,9 +28,11 @@ def tone(path, freq: float, seconds: float = 0.3, rate: int = 16000):
     return path
 
 
-def make_task(data: dict):
+def make_task(data: dict, **aug):
     task_cls = get_task("audio")
-    cfg = resolve_config(task_cls.default_config, {"model": TINY_MODEL, "data": {**TINY_DATA, **data}})
+    cfg = resolve_config(
+        task_cls.config_schema, {"model": TINY_MODEL, "data": {**TINY_DATA, **data}, "aug": {**TINY_AUG, **aug}}
+    )
     return task_cls(cfg)
 
 
@@ -73,18 +76,16 @@ def test_end_of_run_report_uses_the_test_split(folder_root):
 def test_spec_augment_null_disables_it(folder_root):
     task_cls = get_task("audio")
     data = {**TINY_DATA, "dataset": "folders", "root": str(folder_root), "val_fraction": 0.2, "test_fraction": 0.0}
-    on = task_cls(resolve_config(task_cls.default_config, {"model": TINY_MODEL, "data": data}))
+    on = task_cls(resolve_config(task_cls.config_schema, {"model": TINY_MODEL, "data": data, "aug": TINY_AUG}))
     assert on.build_datasets()[0].spec_augment_args == {"freq_mask": 4, "time_mask": 4, "num_masks": 2}
     cfg = resolve_config(
-        task_cls.default_config,
-        {"model": TINY_MODEL, "data": {**data, "spec_augment": None}},
-        nullable=task_cls.nullable_sections,
+        task_cls.config_schema, {"model": TINY_MODEL, "data": data, "aug": {**TINY_AUG, "spec_augment": None}}
     )
     assert task_cls(cfg).build_datasets()[0].spec_augment_args is None
 
 
 def test_mixup_batch_transform_gives_soft_targets(folder_root):
-    task = make_task({"dataset": "folders", "root": str(folder_root), "mixup": 0.5, "label_smoothing": 0.1})
+    task = make_task({"dataset": "folders", "root": str(folder_root)}, mixup=0.5, label_smoothing=0.1)
     task.build_datasets()
     mix = task.batch_transform()
     for batch in (4, 3):
@@ -94,7 +95,7 @@ def test_mixup_batch_transform_gives_soft_targets(folder_root):
     logits = torch.randn(3, 2)
     expected = -(y * logits.log_softmax(-1)).sum(1).mean()
     torch.testing.assert_close(task.loss(logits, y, train=True), expected)
-    assert make_task({"dataset": "folders", "root": str(folder_root), "mixup": 0}).batch_transform() is None
+    assert make_task({"dataset": "folders", "root": str(folder_root)}, mixup=0).batch_transform() is None
 
 
 def test_state_round_trip_and_predict(folder_root, tmp_path):
@@ -133,8 +134,11 @@ def test_speech_commands_task_loads_noise(tmp_path):
     ("data", "message"),
     [
         ({"dataset": "speech_commands"}, "needs data.root"),
-        ({"dataset": "mp3s", "root": "."}, "must be 'speech_commands'"),
-        ({"dataset": "sound_types", "root": ".", "eval_split": "train"}, "eval_split"),
+        ({"dataset": "mp3s", "root": "."}, "'data.dataset' must be one of 'speech_commands', 'folders', 'sound_types'"),
+        (
+            {"dataset": "sound_types", "root": ".", "eval_split": "train"},
+            "'data.eval_split' must be one of 'val', 'test'",
+        ),
     ],
 )
 def test_bad_data_config(data, message):
@@ -147,7 +151,8 @@ def test_cli_train_eval_predict(folder_root, tmp_path, cli):
         "task": "audio",
         "model": TINY_MODEL,
         "data": {**TINY_DATA, "dataset": "folders", "root": str(folder_root), "batch_size": 4},
-        "train": {"epochs": 1, "warmup_epochs": 0, "threads": 1},
+        "optim": {"warmup_epochs": 0},
+        "train": {"epochs": 1, "threads": 1},
         "output": {"dir": str(tmp_path / "runs"), "name": "run"},
     }
     best = cli.train(config, tmp_path / "audio.yaml") / "best.safetensors"
@@ -165,5 +170,5 @@ def test_shipped_configs_resolve(name):
     from unireplknet.config import load_yaml
 
     user = load_yaml(Path(__file__).parents[1] / "configs" / f"{name}.yaml")
-    task = get_task(user["task"])(resolve_config(get_task(user["task"]).default_config, user))
+    task = get_task(user["task"])(resolve_config(get_task(user["task"]).config_schema, user))
     assert task.name == "audio" and task.frontend.n_mels == 128 and task.frontend.frames == 100

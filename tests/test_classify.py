@@ -23,7 +23,7 @@ TINY = {"depths": [1, 1, 1, 1], "dims": [8, 16, 32, 64], "kernel_sizes": [[3], [
 
 def make_task(**sections: dict) -> object:
     task = get_task("classify")
-    return task(resolve_config(task.default_config, {"task": "classify", **sections}))
+    return task(resolve_config(task.config_schema, {"task": "classify", **sections}))
 
 
 def test_metrics_match_direct_computation() -> None:
@@ -86,7 +86,7 @@ def test_classification_task_base_class_plumbing() -> None:
         name = "toy"
         build_datasets = build_model = predict_input = None
 
-    task = Toy({"data": {"label_smoothing": 0.25}})
+    task = Toy({"aug": {"label_smoothing": 0.25}})
     with pytest.raises(ValueError, match="toy task's class list is unknown"):
         task.new_metrics()
     task.set_classes(("a", "b", "c"))
@@ -104,7 +104,7 @@ def test_classification_task_base_class_plumbing() -> None:
         ("a", round(probs[0].item(), 6)),
         ("b", round(probs[1].item(), 6)),
     ]
-    restored = Toy({"data": {"label_smoothing": 0.0}})
+    restored = Toy({"aug": {"label_smoothing": 0.0}})
     restored.load_state_dict(task.state_dict())
     restored.set_classes(["a", "b", "c"])
     with pytest.raises(ValueError, match="differ from the checkpoint"):

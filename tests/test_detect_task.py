@@ -75,11 +75,12 @@ def _cfg(coco, tmp_path, arch="mask_rcnn"):
             "dataset": "coco", "root": str(coco), "train_images": "train", "train_annotations": "train.json",
             "val_images": "val", "val_annotations": "val.json", "batch_size": 2, "eval_batch_size": 2,
         },
-        "train": {"epochs": 1, "lr": 1e-3, "warmup_epochs": 0, "device": "cpu", "layer_decay": 0.9, "threads": 1},
+        "optim": {"lr": 1e-3, "warmup_epochs": 0, "layer_decay": 0.9},
+        "train": {"epochs": 1, "device": "cpu", "threads": 1},
         "output": {"dir": str(tmp_path), "name": "run"},
         "predict": {"out_dir": str(tmp_path / "pred"), "score_threshold": 0.0},
     }  # fmt: skip
-    return resolve_config(get_task("detect").default_config, {"task": "detect"}, overrides)
+    return resolve_config(get_task("detect").config_schema, {"task": "detect"}, overrides)
 
 
 def test_loss_decreases_over_a_few_steps(coco, tmp_path, assert_loss_decreases):
@@ -120,6 +121,6 @@ def test_bad_configs_name_the_fix(coco, tmp_path):
     with pytest.raises(ValueError, match="annotation file not found"):
         get_task("detect")(cfg).build_datasets()
     result = CliRunner().invoke(app, ["train", "--task", "detect", "--set", "data.dataset=voc"])
-    assert result.exit_code == 2 and "data.dataset must be 'coco' or 'coins_demo'" in result.output
+    assert result.exit_code == 2 and "'data.dataset' must be one of 'coco', 'coins_demo', got 'voc'" in result.output
     with pytest.raises(ValueError, match="class list is unknown"):
         get_task("detect")(cfg).build_model()

@@ -53,10 +53,11 @@ class ToyTask(Task):
 def config(out: Path, name: str, batch_size: int, accum_steps: int = 1) -> dict[str, Any]:
     overrides = {
         "data": {"batch_size": batch_size, "eval_batch_size": 8},
-        "train": {"epochs": 2, "lr": 0.01, "warmup_epochs": 0, "accum_steps": accum_steps, "threads": 1},
+        "optim": {"lr": 0.01, "warmup_epochs": 0},
+        "train": {"epochs": 2, "accum_steps": accum_steps, "threads": 1},
         "output": {"dir": str(out), "name": name},
     }
-    return resolve_config(ToyTask.default_config, {"task": "toy_ddp"}, overrides)
+    return resolve_config(ToyTask.config_schema, {"task": "toy_ddp"}, overrides)
 
 
 def _worker(rank: int, world_size: int, port: int, cfg: dict[str, Any]) -> None:

@@ -72,7 +72,7 @@ def test_kill_and_resume_is_bit_exact(tmp_path: Path) -> None:
     overrides = parse_overrides(SETTINGS + [f"output.dir={tmp_path}", "output.name=straight"])
     threads = torch.get_num_threads()
     try:
-        reference = train(resolve_config(get_task("classify").default_config, {"task": "classify"}, overrides))
+        reference = train(resolve_config(get_task("classify").config_schema, {"task": "classify"}, overrides))
     finally:
         torch.set_num_threads(threads)
 

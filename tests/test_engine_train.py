@@ -28,11 +28,11 @@ def test_recipe_switches(tmp_path: Path) -> None:
         "model.drop_path_rate=0.1", "model.grad_checkpointing=true",
         "data.train_subset=64", "data.eval_subset=32", "data.batch_size=16", "data.img_size=32",
         "aug.mixup=0.3", "aug.cutmix=0.3",
-        "train.epochs=1", "train.amp=bf16", "train.channels_last=true", "train.layer_decay=0.8",
-        "train.clip_grad=1.0", "train.ema=true", "train.ema_decay=0.5", "train.accum_steps=2",
+        "train.epochs=1", "train.amp=bf16", "train.channels_last=true", "optim.layer_decay=0.8",
+        "optim.clip_grad=1.0", "train.ema=true", "train.ema_decay=0.5", "train.accum_steps=2",
         f"output.dir={tmp_path}", "output.name=recipe",
     ]  # fmt: skip
-    cfg = resolve_config(get_task("classify").default_config, {"task": "classify"}, parse_overrides(settings))
+    cfg = resolve_config(get_task("classify").config_schema, {"task": "classify"}, parse_overrides(settings))
     summary = train(cfg)
     record = json.loads((tmp_path / "recipe" / "metrics.jsonl").read_text())
     assert record["step"] == 2 and torch.isfinite(torch.tensor(record["train_loss"]))
@@ -42,12 +42,14 @@ def test_recipe_switches(tmp_path: Path) -> None:
 
 def test_bad_engine_settings(tmp_path: Path) -> None:
     base = ["data.train_subset=8", "data.eval_subset=8", "data.batch_size=4", f"output.dir={tmp_path}"]
+    schema = get_task("classify").config_schema
     for extra, message in (
-        (["train.amp=fp8"], "train.amp must be"),
-        (["train.accum_steps=0"], "accum_steps"),
-        (["data.batch_size=16"], "fewer than one optimizer step"),
+        (["train.amp=fp8"], "'train.amp' must be one of 'bf16', 'fp16' or null"),
+        (["train.accum_steps=0"], "'train.accum_steps' must be an integer >= 1"),
     ):
-        cfg = resolve_config(get_task("classify").default_config, {"task": "classify"}, parse_overrides(base + extra))
-        with pytest.raises(ValueError, match=message):
-            train(cfg)
+        with pytest.raises(ValueError, match=message):  # the schema refuses them
+            resolve_config(schema, {"task": "classify"}, parse_overrides(base + extra))
+    cfg = resolve_config(schema, {"task": "classify"}, parse_overrides([*base, "data.batch_size=16"]))
+    with pytest.raises(ValueError, match="fewer than one optimizer step"):
+        train(cfg)
     assert not any(tmp_path.iterdir())  # nothing written for a run that could not start

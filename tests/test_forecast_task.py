@@ -14,16 +14,17 @@ from unireplknet.tasks import get_task  # noqa: E402
 from unireplknet.tasks.forecast import ForecastMetrics, stacked_windows  # noqa: E402
 
 TINY_MODEL = {"depths": [1, 1, 1, 1], "dims": [8, 16, 32, 64], "kernel_sizes": [[3], [7], [7], [3]]}
-TINY_FORECAST = {"input_len": 16, "pred_len": 4, "embed_dim": 4}
+TINY_MODEL = {**TINY_MODEL, "embed_dim": 4}
+TINY_WINDOWS = {"input_len": 16, "pred_len": 4}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def make_task(data: dict, **sections):
+def make_task(data: dict, model: dict | None = None, **sections):
     task_cls = get_task("forecast")
-    user = {"model": TINY_MODEL, "forecast": TINY_FORECAST, "data": data, **sections}
-    return task_cls(resolve_config(task_cls.default_config, user))
+    user = {"model": {**TINY_MODEL, **(model or {})}, "data": {**TINY_WINDOWS, **data}, **sections}
+    return task_cls(resolve_config(task_cls.config_schema, user))
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +77,7 @@ def test_metrics_exact_grouped_and_scaled():
 
 
 def test_predict_writes_the_forecast(csv_path, tmp_path):
-    task = make_task({"dataset": "csv", "path": str(csv_path), "columns": None}, predict={"output_dir": str(tmp_path)})
+    task = make_task({"dataset": "csv", "path": str(csv_path), "columns": None}, predict={"out_dir": str(tmp_path)})
     model = task.build_model()
     (result,) = predict(task, model, [csv_path])
     assert result["columns"] == ["A/temp", "B/temp", "A/wind"]
@@ -96,7 +97,7 @@ def test_nyc_weather_demo_data():
     assert task.series_names == [f"{a}/{c}" for c in ("temp", "wind_speed") for a in ("EWR", "JFK", "LGA")]
     assert train.values.shape[1] == 6 and not np.isnan(train.values).any()
     # chronological: every training timestamp precedes every test target
-    assert train.stamps[-1] < test.stamps[task.fc["input_len"]]
+    assert train.stamps[-1] < test.stamps[task.data["input_len"]]
 
 
 def test_corrformer_layout_with_value_scale(tmp_path):
@@ -118,10 +119,7 @@ def test_corrformer_layout_with_value_scale(tmp_path):
 
 
 def test_time_feature_selection(csv_path):
-    task = make_task(
-        {"dataset": "csv", "path": str(csv_path), "columns": None},
-        forecast={**TINY_FORECAST, "time_features": ["hour"]},
-    )
+    task = make_task({"dataset": "csv", "path": str(csv_path), "columns": None, "time_features": ["hour"]})
     _, val = task.build_datasets()
     (x, x_mark), _ = val[0]
     assert x_mark.shape == (16, 1)
@@ -129,19 +127,17 @@ def test_time_feature_selection(csv_path):
     assert model.embed.time.in_features == 1
     assert model((x[None], x_mark[None])).shape == (1, 4, 3)
     assert len(predict(task, model, [csv_path])[0]["forecast"]) == 4
-    none = make_task(
-        {"dataset": "csv", "path": str(csv_path), "columns": None}, forecast={**TINY_FORECAST, "time_features": False}
-    )
+    none = make_task({"dataset": "csv", "path": str(csv_path), "columns": None, "time_features": False})
     assert none.build_model().embed.time is None and predict(none, none.build_model(), [csv_path])
 
 
 def test_least_squares_skip_start_uses_the_training_windows_only(csv_path):
-    forecast = {**TINY_FORECAST, "linear_skip": True, "skip_init": "least_squares", "freeze_skip": True}
-    task = make_task({"dataset": "csv", "path": str(csv_path), "columns": None}, forecast=forecast)
+    skip = {"linear_skip": True, "skip_init": "least_squares", "freeze_skip": True}
+    task = make_task({"dataset": "csv", "path": str(csv_path), "columns": None}, model=skip)
     assert task.build_model().skip.weight.abs().sum() == 0  # no datasets built (eval / predict): no fit
     train, _ = task.build_datasets()
     model = task.build_model()
-    reference = make_task({"dataset": "csv", "path": str(csv_path), "columns": None}, forecast=forecast).build_model()
+    reference = make_task({"dataset": "csv", "path": str(csv_path), "columns": None}, model=skip).build_model()
     reference.fit_skip(*stacked_windows(train))
     torch.testing.assert_close(model.skip.weight, reference.skip.weight)
     assert model.skip.weight.abs().sum() > 0 and not model.skip.weight.requires_grad
@@ -153,12 +149,12 @@ def test_least_squares_skip_start_uses_the_training_windows_only(csv_path):
 def test_bad_config():
     with pytest.raises(ValueError, match="needs data.path"):
         make_task({"dataset": "csv"}).build_datasets()
-    with pytest.raises(ValueError, match="time_features takes true, false or a list"):
-        make_task({"dataset": "csv"}, forecast={"time_features": "hour"})
-    with pytest.raises(ValueError, match="skip_init must be 'zero' or 'least_squares'"):
-        make_task({"dataset": "csv"}, forecast={"skip_init": "ridge"})
+    with pytest.raises(ValueError, match="'data.time_features' must be true or false or a list"):
+        make_task({"dataset": "csv", "time_features": "hour"})
+    with pytest.raises(ValueError, match="'model.skip_init' must be one of 'zero', 'least_squares', got 'ridge'"):
+        make_task({"dataset": "csv"}, model={"skip_init": "ridge"})
     with pytest.raises(ValueError, match="perfect square"):
-        make_task({"dataset": "csv"}, forecast={"embed_dim": 5}).build_model()
+        make_task({"dataset": "csv"}, model={"embed_dim": 5}).build_model()
 
 
 def test_cli_train_eval_predict(csv_path, tmp_path):
@@ -175,9 +171,16 @@ def test_cli_train_eval_predict(csv_path, tmp_path):
             {
                 "task": "forecast",
                 "model": TINY_MODEL,
-                "forecast": TINY_FORECAST,
-                "data": {"dataset": "csv", "path": str(csv_path), "columns": None, "batch_size": 16, "stride": 4},
-                "train": {"epochs": 1, "warmup_epochs": 0, "threads": 1},
+                "data": {
+                    **TINY_WINDOWS,
+                    "dataset": "csv",
+                    "path": str(csv_path),
+                    "columns": None,
+                    "batch_size": 16,
+                    "stride": 4,
+                },
+                "optim": {"warmup_epochs": 0},
+                "train": {"epochs": 1, "threads": 1},
                 "output": {"dir": str(tmp_path / "runs"), "name": "run"},
             }
         )
@@ -204,7 +207,7 @@ def test_shipped_configs_resolve(name):
     from unireplknet.config import load_yaml
 
     user = load_yaml(Path(__file__).parents[1] / "configs" / f"{name}.yaml")
-    task = get_task(user["task"])(resolve_config(get_task(user["task"]).default_config, user))
+    task = get_task(user["task"])(resolve_config(get_task(user["task"]).config_schema, user))
     assert task.name == "forecast"
-    area = task.fc["input_len"] * task.fc["embed_dim"]
+    area = task.cfg["data"]["input_len"] * task.cfg["model"]["embed_dim"]
     assert int(area**0.5) ** 2 == area  # a square map

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
 
 trimesh = pytest.importorskip("trimesh")
 
+from unireplknet.config import config_defaults, resolve_config  # noqa: E402
 from unireplknet.engine import predict  # noqa: E402
 from unireplknet.modalities.points import OrthographicProjection  # noqa: E402
 from unireplknet.models.points import PointCloudNet  # noqa: E402
@@ -19,7 +18,7 @@ TINY = dict(name="unireplknet_a", depths=(1, 1, 1, 1), dims=(8, 16, 32, 64), ker
 
 
 def tiny_cfg(**data) -> dict:
-    cfg = copy.deepcopy(PointsTask.default_config)
+    cfg = config_defaults(PointsTask.config_schema)
     cfg["model"] = dict(TINY)
     cfg["data"].update(num_points=64, surface_points=256, projection={"resolution": 32, "mode": "depth"})
     cfg["data"].update(data)
@@ -83,8 +82,10 @@ def test_points_task_config_errors(tmp_path):
         PointsTask(tiny_cfg(dataset="modelnet40")).build_datasets()
     with pytest.raises(ValueError, match="data.train and data.val"):
         PointsTask(tiny_cfg(dataset="scanobjectnn")).build_datasets()
-    with pytest.raises(ValueError, match="data.dataset must be"):
-        PointsTask(tiny_cfg(dataset="shapenet")).build_datasets()
+    with pytest.raises(ValueError, match="'data.dataset' must be one of 'modelnet40', .*, got 'shapenet'"):
+        resolve_config(PointsTask.config_schema, {"data": {"dataset": "shapenet"}})
+    with pytest.raises(ValueError, match=r"data.dataset=cgal_poses is a bundled demo .* data.root \(--data\)"):
+        PointsTask(tiny_cfg(dataset="cgal_poses", root=str(tmp_path))).build_datasets()
     with pytest.raises(ValueError, match="projection mode"):
         task = PointsTask(tiny_cfg(projection={"resolution": 8, "mode": "colour"}))
         task.classes = ["a"]
@@ -103,7 +104,7 @@ def test_cli_train_predict_points(tmp_path, cli):
         "model.depths=[1,1,1,1]", "model.dims=[8,16,32,64]", "model.kernel_sizes=[[3],[7],[7],[3]]",
         "data.dataset=mesh_folder", f"data.train={tmp_path / 'train'}", f"data.val={tmp_path / 'val'}",
         "data.num_points=64", "data.surface_points=256", "data.projection.resolution=32",
-        "data.batch_size=2", "train.epochs=1", "data.augment=null",
+        "data.batch_size=2", "train.epochs=1", "aug=null",
     ]  # fmt: skip
     cli(
         "train",

@@ -56,21 +56,23 @@ def folder(tmp_path_factory):
     return root
 
 
-def _cfg(folder, tmp_path, **data):
+def _cfg(folder, tmp_path, aug=None, **data):
     overrides = {
         "model": TINY_MODEL,
         "data": {
-            "dataset": "folder", "root": str(folder), "num_classes": 3, "scale": 32, "crop_size": [32, 32],
-            "eval_scale": None, "batch_size": 2, "eval_batch_size": 2, **data,
+            "dataset": "folder", "root": str(folder), "num_classes": 3, "scale": 32, "eval_scale": None,
+            "batch_size": 2, "eval_batch_size": 2, **data,
         },
-        "train": {"epochs": 1, "lr": 1e-3, "warmup_epochs": 0, "device": "cpu", "layer_decay": 0.9, "threads": 1},
+        "aug": {"crop_size": [32, 32], **(aug or {})},
+        "optim": {"lr": 1e-3, "warmup_epochs": 0, "layer_decay": 0.9},
+        "train": {"epochs": 1, "device": "cpu", "threads": 1},
         "output": {"dir": str(tmp_path), "name": "run"},
     }  # fmt: skip
-    return resolve_config(get_task("segment").default_config, {"task": "segment"}, overrides)
+    return resolve_config(get_task("segment").config_schema, {"task": "segment"}, overrides)
 
 
 def test_loss_decreases_over_a_few_steps(folder, tmp_path, assert_loss_decreases):
-    task = get_task("segment")(_cfg(folder, tmp_path, ratio_range=[1.0, 1.0], flip=0.0))
+    task = get_task("segment")(_cfg(folder, tmp_path, aug={"ratio_range": [1.0, 1.0], "hflip": 0.0}))
     train_set, _ = task.build_datasets()
     images, labels = task.collate_fn(True)([train_set[i] for i in range(4)])
     assert_loss_decreases(task, images, labels)
@@ -123,7 +125,17 @@ def test_sliding_window_evaluation_of_a_rescaled_image(folder, tmp_path):
 def test_bad_configs_name_the_fix(folder, tmp_path):
     with pytest.raises(ValueError, match="data.num_classes"):
         get_task("segment")(_cfg(folder, tmp_path, num_classes=None)).build_datasets()
-    with pytest.raises(ValueError, match="data.dataset must be"):
-        get_task("segment")(_cfg(folder, tmp_path, dataset="voc")).build_datasets()
+    with pytest.raises(ValueError, match="'data.dataset' must be one of 'ade20k', 'folder', 'coins_demo', got 'voc'"):
+        _cfg(folder, tmp_path, dataset="voc")
     result = CliRunner().invoke(app, ["train", "--task", "segment", "--set", "data.dataset=folder"])
     assert result.exit_code == 2 and "needs data.root" in result.output
+
+
+def test_the_coins_demo_is_written_to_data_demo_dir_and_takes_no_data_root(folder, tmp_path):
+    pytest.importorskip("skimage", reason="the demo is scikit-image's coins photograph")
+    demo = tmp_path / "demo"
+    task = get_task("segment")(_cfg(folder, tmp_path, dataset="coins_demo", root=None, demo_dir=str(demo)))
+    train, val = task.build_datasets()
+    assert (demo / "VERSION").is_file() and len(train) == 18 and len(val) == 1
+    with pytest.raises(ValueError, match=r"coins_demo is a bundled demo .* data\.root \(--data\) is"):
+        get_task("segment")(_cfg(folder, tmp_path, dataset="coins_demo")).build_datasets()

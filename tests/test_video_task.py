@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ pytest.importorskip("av")
 
 from test_video_preprocessing import write_video  # noqa: E402  (tests/ is on sys.path under pytest)
 
+from unireplknet.config import config_defaults, resolve_config  # noqa: E402
 from unireplknet.engine import predict  # noqa: E402
 from unireplknet.tasks import get_task  # noqa: E402
 from unireplknet.tasks.video import VideoTask, ViewAveragedAccuracy  # noqa: E402
@@ -20,7 +20,7 @@ TINY = dict(name="unireplknet_a", depths=(1, 1, 1, 1), dims=(8, 16, 32, 64), ker
 
 
 def tiny_cfg(**data) -> dict:
-    cfg = copy.deepcopy(VideoTask.default_config)
+    cfg = config_defaults(VideoTask.config_schema)
     cfg["model"] = dict(TINY)
     cfg["data"].update(num_frames=4, frame_size=16, num_clips=2, num_crops=3)
     cfg["data"].update(data)
@@ -73,11 +73,28 @@ def test_video_task_folders_end_to_end_without_engine(tmp_path):
     assert restored.classes == ["a", "b"]
 
 
+def test_annotation_files_and_videos_are_inside_data_root(tmp_path):
+    clip = write_video(tmp_path / "clip.mp4", num_frames=10)
+    (tmp_path / "videos" / "a").mkdir(parents=True)
+    for name in ("x", "y"):
+        (tmp_path / "videos" / "a" / f"{name}.mp4").write_bytes(clip.read_bytes())
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "train.txt").write_text("a/x.mp4 a\na/y.mp4 b\n")
+    (tmp_path / "lists" / "val.txt").write_text("a/y.mp4 b\n")
+    cfg = tiny_cfg(root=str(tmp_path), train="lists/train.txt", val="lists/val.txt", video_dir="videos")
+    train, val = VideoTask(cfg).build_datasets()
+    assert [p for p, _ in train.samples] == [tmp_path / "videos" / "a" / "x.mp4", tmp_path / "videos" / "a" / "y.mp4"]
+    assert len(val) == 1
+    # without data.video_dir the annotation file's folder is where its paths start
+    with pytest.raises(ValueError, match="videos are missing, e.g. '" + str(tmp_path / "lists" / "a")):
+        VideoTask(tiny_cfg(root=str(tmp_path), train="lists/train.txt", val="lists/val.txt")).build_datasets()
+
+
 def test_video_task_config_errors():
     with pytest.raises(ValueError, match="data.train and data.val"):
         VideoTask(tiny_cfg(dataset="annotations")).build_datasets()
-    with pytest.raises(ValueError, match="data.dataset must be"):
-        VideoTask(tiny_cfg(dataset="youtube")).build_datasets()
+    with pytest.raises(ValueError, match="'data.dataset' must be one of 'annotations', .*, got 'youtube'"):
+        resolve_config(VideoTask.config_schema, {"data": {"dataset": "youtube"}})
     with pytest.raises(ValueError, match="data.stride"):
         VideoTask(tiny_cfg(dataset="arrow_of_time")).build_datasets()
     with pytest.raises(ValueError, match="class list is unknown"):
@@ -130,8 +147,10 @@ def test_cli_train_eval_predict_video(tmp_path):
     assert result.exit_code == 0, result.output
     assert str(clip) in result.output and ("  a" in result.output or "  b" in result.output)
     assert (png_dir / "clip_input.png").is_file()
-    result = runner.invoke(app, ["train", "--task", "video", "--set", "data.num_frames=8"])
+    result = runner.invoke(app, ["train", "--task", "video", "--set", "data.num_frames=4"])
     assert result.exit_code == 2 and "data.train and data.val" in result.output
+    result = runner.invoke(app, ["train", "--task", "video", "--set", "data.num_frames=8"])
+    assert result.exit_code == 2 and "'data.num_frames' must be an integer >= 1, a perfect square" in result.output
 
 
 def test_frame_order_config_key_reaches_the_dataset(monkeypatch):

@@ -39,11 +39,12 @@ app = typer.Typer(
 )
 
 ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="YAML config file (sections task, model, data, train, ...).")
+    Path | None,
+    typer.Option("--config", "-c", help="YAML config file (sections task, model, data, aug, optim, train, output)."),
 ]
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option("--set", "-s", help="Config override section.key=value (repeatable), e.g. train.lr=0.002."),
+    typer.Option("--set", "-s", help="Config override section.key=value (repeatable), e.g. optim.lr=0.002."),
 ]
 TaskOpt = Annotated[
     str | None,
@@ -53,7 +54,7 @@ TaskOpt = Annotated[
         help=f"Task: {', '.join(BUILTIN_TASKS)} (default: from the config or checkpoint, else classify).",
     ),
 ]
-DataOpt = Annotated[Path | None, typer.Option("--data", "-d", help="Dataset location (sets data.root).")]
+DataOpt = Annotated[Path | None, typer.Option("--data", "-d", help="The dataset's folder (sets data.root).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
@@ -92,7 +93,7 @@ def _overrides(sets: list[str] | None, options: dict[str, Any] | None = None) ->
     for dotted, value in (options or {}).items():
         if value is not None:
             section, key = dotted.split(".")
-            layer = merge(layer, {section: {key: value}}, strict=False)
+            layer = merge(layer, {section: {key: value}})
     return layer
 
 
@@ -104,9 +105,8 @@ def _resolve(
 
     user = load_yaml(config) if config is not None else {}
     name = task or overrides.get("task") or user.get("task") or (stored or {}).get("task") or "classify"
-    task_cls = get_task(name)
     user = {**user, "task": name}
-    return resolve_config(task_cls.default_config, user, overrides, stored=stored, nullable=task_cls.nullable_sections)
+    return resolve_config(get_task(name).config_schema, user, overrides, stored=stored)
 
 
 def _load_model(

@@ -1,29 +1,61 @@
-"""Run configuration: engine defaults, a task's overlay, a YAML file and ``key=value`` overrides.
+"""Run configuration: one typed schema per task, a YAML file and ``key=value`` overrides.
 
-A config is a nested dict with the sections ``task``, ``model``, ``data``, ``train`` and ``output``
-(tasks may add their own, e.g. ``aug``). Layers are merged in a fixed order::
+Every task's config has the same sections for the same things:
 
-    ENGINE_DEFAULTS  <-  task.default_config  <-  --config FILE  <-  --set a.b=c
+* ``task``: the task's name;
+* ``model``: the network (variant, initial weights, regularisation, the task's head);
+* ``data``: where the dataset is (``data.root``, the dataset's folder; other data paths are relative
+  to it) and how samples are prepared (sizes, splits, batch sizes, loader workers);
+* ``aug``: training-only augmentation and label regularisation (crops, flips, Mixup, label smoothing);
+* ``optim``: the optimizer and learning-rate schedule;
+* ``train``: the run (epochs, seed, precision, EMA, device, checkpointing, evaluation during training);
+* ``output``: where the run folder goes;
+* ``predict`` (some tasks): what ``unireplknet predict`` writes besides its printed results.
 
-Only keys that exist in the defaults (engine's or the task's) may be set, so a typo is an error
-naming the key and the keys that exist. A default that is an empty dict is free-form (any keys; null
-gives an empty one). A section (a non-empty dict) may be set to null only where the task declares that
-null means "none / disabled" (``Task.nullable_sections``, e.g. ``data.augment`` of ``points``);
-elsewhere null is an error naming the section.
+A schema is a dataclass whose fields are sections, themselves dataclasses with typed fields
+(:class:`RunConfig` and the engine's sections below; each task extends them, see
+``Task.config_schema``). Types carry their constraints (``Annotated[int, Range(ge=1)]``,
+``Literal[...]``, ``X | None``), and :func:`validate` checks a whole config against them in one pass:
+unknown keys, wrong types, out-of-range numbers and values outside a choice are errors naming the key,
+what it takes and the value given. A section typed ``X | None`` may be null, meaning "none /
+disabled" (e.g. ``aug.spec_augment`` of ``audio``); a free-form mapping (``dict[str, Any]``) takes any
+keys, and null as empty. Layers merge in a fixed order before validation::
+
+    task schema defaults  <-  (a run's stored config)  <-  --config FILE  <-  --set a.b=c
+
+Keys that moved between sections (:data:`MOVED_KEYS`) are errors naming the new key in a user's file or
+override, and are moved silently in configs stored by older runs and checkpoints.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import functools
 import os
 import re
-from collections.abc import Collection, Iterable, Mapping
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 __all__ = [
-    "ENGINE_DEFAULTS",
     "ConfigError",
+    "Range",
+    "Len",
+    "Check",
+    "section",
+    "ModelConfig",
+    "DataConfig",
+    "OptimConfig",
+    "TrainConfig",
+    "OutputConfig",
+    "RunConfig",
+    "MOVED_KEYS",
+    "validate",
+    "config_defaults",
     "merge",
     "load_yaml",
     "parse_overrides",
@@ -33,113 +65,398 @@ __all__ = [
 
 
 class ConfigError(ValueError):
-    """A config file or override is invalid; the message names the key and what is allowed."""
+    """A config file or override is invalid; the message names the key, what it takes and the value."""
 
 
-ENGINE_DEFAULTS: dict[str, Any] = {
-    "task": "classify",
-    "model": {
-        "name": "unireplknet_a",
-        "checkpoint": None,  # initial weights (fine-tuning); a classifier of another size is skipped
-        "drop_path_rate": 0.0,
-        "drop_rate": 0.0,
-        "layer_scale_init_value": 1e-6,
-        "head_init_scale": 1.0,
-        "grad_checkpointing": False,
-        "sync_bn": False,
-        "depths": None,
-        "dims": None,
-        "kernel_sizes": None,
-    },
-    "data": {
-        "root": None,
-        "batch_size": 64,  # per process; the global batch is batch_size * world size * accum_steps
-        "eval_batch_size": 256,
-        "num_workers": 0,
-    },
-    "train": {
-        "epochs": 10,
-        "seed": 0,
-        "opt": "adamw",
-        "lr": 1e-3,
-        "min_lr": 1e-5,
-        "weight_decay": 0.05,
-        "momentum": 0.9,
-        "sched": "cosine",
-        "warmup_epochs": 1.0,
-        "warmup_lr": 1e-5,
-        "layer_decay": None,  # e.g. 0.8 for fine-tuning (timm's layer-wise lr decay)
-        "clip_grad": None,
-        "accum_steps": 1,
-        "amp": None,  # null | bf16 | fp16
-        "channels_last": False,
-        "ema": False,
-        "ema_decay": 0.9998,
-        "ema_warmup": False,
-        "device": "auto",  # auto | cpu | cuda | cuda:N
-        "threads": None,  # intra-op CPU threads (null: PyTorch's default)
-        "checkpoint_every_steps": 50,  # training state for --resume, besides every epoch end
-        "epoch_eval_size": None,  # evaluate this many eval samples after each epoch (null: all)
-        "tensorboard": False,
-    },
-    "output": {
-        "dir": "runs",
-        "name": None,  # run folder name (null: <task>-<model>-<timestamp>)
-    },
+# -- constraints carried by types ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Range:
+    """Bounds of a number: ``ge`` / ``gt`` (lower, inclusive / exclusive), ``le`` / ``lt`` (upper)."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def holds(self, value: float) -> bool:
+        return not (
+            (self.ge is not None and value < self.ge)
+            or (self.gt is not None and value <= self.gt)
+            or (self.le is not None and value > self.le)
+            or (self.lt is not None and value >= self.lt)
+        )
+
+    def phrase(self) -> str:
+        low = f">= {self.ge:g}" if self.ge is not None else f"> {self.gt:g}" if self.gt is not None else ""
+        high = f"<= {self.le:g}" if self.le is not None else f"< {self.lt:g}" if self.lt is not None else ""
+        if self.ge is not None and self.le is not None:
+            return f"from {self.ge:g} to {self.le:g}"
+        return " and ".join(p for p in (low, high) if p)
+
+
+@dataclass(frozen=True)
+class Len:
+    """A list of exactly ``n`` items."""
+
+    n: int
+
+    def holds(self, value: list) -> bool:
+        return len(value) == self.n
+
+
+@dataclass(frozen=True)
+class Check:
+    """Any other property of a value: ``predicate(value)`` must hold; ``phrase`` says what it is."""
+
+    predicate: Callable[[Any], bool]
+    phrase: str
+
+    def holds(self, value: Any) -> bool:
+        return self.predicate(value)
+
+
+PositiveInt = Annotated[int, Range(ge=1)]
+NonNegativeInt = Annotated[int, Range(ge=0)]
+PositiveFloat = Annotated[float, Range(gt=0)]
+NonNegativeFloat = Annotated[float, Range(ge=0)]
+Probability = Annotated[float, Range(ge=0, le=1)]
+Fraction = Annotated[float, Range(ge=0, lt=1)]  # a share that cannot be everything (drop rates, smoothing)
+
+
+def section(cls: type, **defaults: Any) -> Any:
+    """A dataclass field holding section ``cls`` with some defaults changed (a task's own defaults)."""
+    return field(default_factory=lambda: cls(**defaults))
+
+
+# -- the engine's sections -------------------------------------------------------------------------
+@dataclass
+class ModelConfig:
+    """The network; null architecture entries keep the variant's own value."""
+
+    name: str = "unireplknet_a"
+    checkpoint: str | None = None  # initial weights (fine-tuning); a classifier of another size is skipped
+    drop_path_rate: Fraction = 0.0
+    drop_rate: Fraction = 0.0
+    layer_scale_init_value: NonNegativeFloat | None = 1e-6
+    head_init_scale: PositiveFloat = 1.0
+    grad_checkpointing: bool = False
+    sync_bn: bool = False
+    depths: Annotated[list[PositiveInt], Len(4)] | None = None
+    dims: Annotated[list[PositiveInt], Len(4)] | None = None
+    kernel_sizes: Annotated[list[list[PositiveInt]], Len(4)] | None = None
+
+
+@dataclass
+class DataConfig:
+    """Where the dataset is and how it is loaded; the task adds what its datasets need."""
+
+    root: str | None = None  # the dataset's folder (--data); other data paths are relative to it
+    batch_size: PositiveInt = 64  # per process; the global batch is batch_size * world size * accum_steps
+    eval_batch_size: PositiveInt = 256
+    num_workers: NonNegativeInt = 0
+
+
+def _is_timm_optimizer(name: str) -> bool:
+    from timm.optim import list_optimizers
+
+    return name.lower().removeprefix("lookahead_") in list_optimizers()
+
+
+@dataclass
+class OptimConfig:
+    """timm's optimizer and learning-rate schedule (``create_optimizer_v2``, ``create_scheduler_v2``)."""
+
+    opt: Annotated[
+        str, Check(_is_timm_optimizer, "a timm optimizer (timm.optim.list_optimizers()), e.g. adamw, sgd")
+    ] = "adamw"
+    lr: PositiveFloat = 1e-3
+    min_lr: NonNegativeFloat = 1e-5
+    weight_decay: NonNegativeFloat = 0.05
+    momentum: Fraction = 0.9
+    sched: Literal["cosine", "tanh", "step", "multistep", "plateau", "poly"] = "cosine"
+    warmup_epochs: NonNegativeFloat = 1.0
+    warmup_lr: NonNegativeFloat = 1e-5
+    layer_decay: Annotated[float, Range(gt=0, le=1)] | None = None  # e.g. 0.8 for fine-tuning
+    clip_grad: PositiveFloat | None = None
+
+
+DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
+
+
+@dataclass
+class TrainConfig:
+    """The run: length, seed, precision, EMA, device, checkpointing and evaluation while training."""
+
+    epochs: PositiveInt = 10
+    seed: NonNegativeInt = 0
+    accum_steps: PositiveInt = 1
+    amp: Literal["bf16", "fp16"] | None = None
+    channels_last: bool = False
+    ema: bool = False
+    ema_decay: Annotated[float, Range(gt=0, lt=1)] = 0.9998
+    ema_warmup: bool = False
+    device: Annotated[str, Check(DEVICE.fullmatch, "auto, cpu, cuda, cuda:N or mps")] = "auto"
+    threads: PositiveInt | None = None  # intra-op CPU threads (null: PyTorch's default)
+    checkpoint_every_steps: PositiveInt = 50  # training state for --resume, besides every epoch end
+    epoch_eval_size: PositiveInt | None = None  # evaluate this many eval samples after each epoch (null: all)
+    tensorboard: bool = False
+
+
+@dataclass
+class OutputConfig:
+    dir: str = "runs"
+    name: str | None = None  # run folder name (null: <task>-<model>-<timestamp>)
+
+
+@dataclass
+class RunConfig:
+    """A whole run config; each task's schema extends it (its own sections, defaults and keys)."""
+
+    task: str = "classify"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+
+# Keys that moved to another section or name (old dotted key -> new one), in the order they are applied.
+MOVED_KEYS: dict[str, str] = {
+    **{f"train.{k}": f"optim.{k}" for k in (f.name for f in dataclasses.fields(OptimConfig))},
+    "data.augment": "aug",  # video, points: the augmentation section
+    "data.label_smoothing": "aug.label_smoothing",  # audio, video, points
+    "data.mixup": "aug.mixup",  # audio
+    "data.noise_prob": "aug.noise_prob",  # audio
+    "data.spec_augment": "aug.spec_augment",  # audio
+    "data.flip": "aug.hflip",  # detect, segment
+    "data.ratio_range": "aug.ratio_range",  # segment
+    "data.crop_size": "aug.crop_size",  # segment (the training crop)
+    "forecast.input_len": "data.input_len",
+    "forecast.pred_len": "data.pred_len",
+    "forecast.time_features": "data.time_features",
+    "forecast.embed_dim": "model.embed_dim",
+    "forecast.head_dropout": "model.head_dropout",
+    "forecast.linear_skip": "model.linear_skip",
+    "forecast.skip_init": "model.skip_init",
+    "forecast.freeze_skip": "model.freeze_skip",
+    "predict.output_dir": "predict.out_dir",  # forecast
 }
 
 
-def merge(
-    base: Mapping[str, Any],
-    overlay: Mapping[str, Any],
-    *,
-    strict: bool,
-    where: str = "",
-    nullable: Collection[str] = (),
-) -> dict[str, Any]:
-    """Deep-merge ``overlay`` into a copy of ``base``.
+# -- validation ------------------------------------------------------------------------------------
+_MISSING = object()
 
-    With ``strict``, every key of ``overlay`` must already exist in ``base`` (unless the base value
-    is an empty dict, which accepts anything), a mapping cannot replace a scalar or vice versa, and a
-    section can be set to null only if its dotted name is in ``nullable``.
-    """
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls, include_extras=True)
+
+
+def _is_section(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _union_args(tp: Any) -> tuple[Any, ...] | None:
+    return typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else None
+
+
+def _show(value: Any) -> str:
+    """A value as the user wrote it in YAML."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return repr(value)
+
+
+def _describe(tp: Any) -> str:
+    """What a value of type ``tp`` must be, in words (for error messages)."""
+    if typing.get_origin(tp) is Annotated:
+        base, *constraints = typing.get_args(tp)
+        length = next((c.n for c in constraints if isinstance(c, Len)), None)
+        if length is not None:
+            text = f"a list of {length} items (each {_describe(typing.get_args(base)[0])})"
+        else:
+            text = _describe(base)
+        for c in constraints:
+            if isinstance(c, Range):
+                text += f" {c.phrase()}"
+            elif isinstance(c, Check):
+                text += f", {c.phrase}"
+        return text
+    if (args := _union_args(tp)) is not None:
+        parts = [_describe(a) for a in args if a is not type(None)] + (["null"] if type(None) in args else [])
+        return ", ".join(parts[:-1]) + f" or {parts[-1]}" if len(parts) > 1 else parts[0]
+    if typing.get_origin(tp) is Literal:
+        choices = [_show(a) for a in typing.get_args(tp)]
+        return f"one of {', '.join(choices)}" if len(choices) > 1 else choices[0]
+    if typing.get_origin(tp) is list:
+        return f"a list (each item {_describe(typing.get_args(tp)[0])})"
+    if typing.get_origin(tp) is dict:
+        return "a mapping"
+    if _is_section(tp):
+        return "a section"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "null"}.get(
+        tp, getattr(tp, "__name__", str(tp))
+    )
+
+
+def _nullable_sections(schema: type, where: str = "") -> list[str]:
+    out = []
+    for name, tp in _hints(schema).items():
+        args = _union_args(tp) or (tp,)
+        for arg in args:
+            if _is_section(arg):
+                if type(None) in args:
+                    out.append(f"{where}{name}")
+                out += _nullable_sections(arg, f"{where}{name}.")
+    return out
+
+
+def _mismatch(path: str, tp: Any, value: Any) -> ConfigError:
+    return ConfigError(f"config key {path!r} must be {_describe(tp)}, got {_show(value)}")
+
+
+def _check(tp: Any, value: Any, path: str, default: Any, root: type) -> Any:
+    """``value`` converted to ``tp`` (ints to floats, tuples to lists), or ConfigError naming ``path``."""
+    if _is_section(tp):
+        return _check_section(tp, value, path, default, root)
+    if (args := _union_args(tp)) is not None:
+        if value is None and type(None) in args:
+            return None
+        members = [a for a in args if a is not type(None)]
+        sections = [a for a in members if _is_section(a)]
+        if sections:
+            return _check_section(sections[0], value, path, default, root)
+        for member in members:
+            try:
+                return _check(member, value, path, default, root)
+            except ConfigError:
+                continue
+        raise _mismatch(path, tp, value)
+    if typing.get_origin(tp) is Annotated:
+        base, *constraints = typing.get_args(tp)
+        try:
+            checked = _check(base, value, path, default, root)
+        except ConfigError:
+            if typing.get_origin(base) is not None:  # a list: its own message names the bad item
+                raise
+            raise _mismatch(path, tp, value) from None
+        if not all(c.holds(checked) for c in constraints):
+            raise _mismatch(path, tp, value)
+        return checked
+    if typing.get_origin(tp) is Literal:
+        for choice in typing.get_args(tp):
+            if value == choice and type(value) is type(choice):  # True is not 1
+                return value
+        raise _mismatch(path, tp, value)
+    if typing.get_origin(tp) is list:
+        if not isinstance(value, (list, tuple)):
+            raise _mismatch(path, tp, value)
+        (item,) = typing.get_args(tp)
+        return [_check(item, v, f"{path}[{i}]", None, root) for i, v in enumerate(value)]
+    if typing.get_origin(tp) is dict:
+        if value is not None and not isinstance(value, Mapping):
+            raise ConfigError(f"config key {path!r} takes a mapping (any keys), got {_show(value)}")
+        return copy.deepcopy(dict(value or {}))
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (bool, int, float, str) and isinstance(value, tp) and (tp is bool or not isinstance(value, bool)):
+        return value
+    if isinstance(value, Mapping):
+        raise ConfigError(f"config key {path!r} takes a single value ({_describe(tp)}), not a mapping")
+    raise _mismatch(path, tp, value)
+
+
+def _check_section(cls: type, value: Any, path: str, default: Any, root: type) -> dict[str, Any]:
+    hints = _hints(cls)
+    first = next(iter(hints))
+    if value is None:
+        allowed = _nullable_sections(root)
+        can = f" (sections that can be: {', '.join(allowed)})" if allowed else ""
+        raise ConfigError(f"config section {path!r} cannot be null{can}; set its keys instead, e.g. {path}.{first}=...")
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"config key {path!r} is a section; set one of its keys, e.g. {path}.{first}=...")
+    if not isinstance(default, cls):
+        default = cls()
+    where = f"{path}." if path else ""
+    for key in value:
+        if key not in hints:
+            dotted = f"{where}{key}"
+            inner = value[key] if isinstance(value[key], Mapping) else {}
+            for old in (dotted, *(f"{dotted}.{k}" for k in inner)):
+                moved = MOVED_KEYS.get(old)
+                if moved is not None and _has_key(root, moved):
+                    raise ConfigError(f"config key {old!r} moved to {moved!r}; set that instead")
+            known = ", ".join(hints)
+            raise ConfigError(f"unknown config key {dotted!r}; keys here: {known}")
+    out = {}
+    for name, tp in hints.items():
+        given = value.get(name, _MISSING)
+        fallback = getattr(default, name)
+        if given is _MISSING:
+            given = {} if dataclasses.is_dataclass(fallback) else copy.deepcopy(fallback)
+        out[name] = _check(tp, given, f"{where}{name}", fallback, root)
+    return out
+
+
+def _has_key(schema: type, dotted: str) -> bool:
+    """Whether ``dotted`` (``section.key``) names a key or section of ``schema``."""
+    cls: Any = schema
+    for part in dotted.split("."):
+        members = [a for a in (_union_args(cls) or (cls,)) if _is_section(a)]
+        if not members or part not in _hints(members[0]):
+            return False
+        cls = _hints(members[0])[part]
+    return True
+
+
+def validate(schema: type, cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """``cfg`` checked against ``schema`` (a :class:`RunConfig` dataclass) with missing keys filled in
+    from its defaults: a plain, YAML-serialisable dict. ConfigError names the first bad key."""
+    return _check_section(schema, cfg, "", schema(), schema)
+
+
+def config_defaults(schema: type) -> dict[str, Any]:
+    """The default config of ``schema`` as a dict."""
+    return validate(schema, {})
+
+
+def _migrate(schema: type, stored: Mapping[str, Any]) -> dict[str, Any]:
+    """A config stored by an older run with its :data:`MOVED_KEYS` moved where ``schema`` has them."""
+    cfg = copy.deepcopy(dict(stored))
+    for old, new in MOVED_KEYS.items():
+        *parents, leaf = old.split(".")
+        node = cfg
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or leaf not in node or not _has_key(schema, new):
+            continue
+        value = node.pop(leaf)
+        if not node and parents and not _has_key(schema, ".".join(parents)):  # a section that moved entirely
+            container = cfg
+            for part in parents[:-1]:
+                container = container[part]
+            del container[parents[-1]]
+        *parents, leaf = new.split(".")
+        target = cfg
+        for part in parents:
+            if target.get(part) is None and part in target:
+                break  # a section disabled (null) there already: nothing to move into
+            target = target.setdefault(part, {})
+        else:
+            target[leaf] = merge(target[leaf], value) if isinstance(target.get(leaf), dict) and value else value
+    return cfg
+
+
+# -- layers ----------------------------------------------------------------------------------------
+def merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``overlay`` into a copy of ``base`` (mappings merge key by key; anything else replaces)."""
     out = copy.deepcopy(dict(base))
     for key, value in overlay.items():
-        path = f"{where}{key}"
-        if key not in out:
-            if strict:
-                known = ", ".join(sorted(map(str, out))) or "(none)"
-                raise ConfigError(f"unknown config key {path!r}; keys here: {known}")
-            out[key] = copy.deepcopy(value)
-            continue
-        current = out[key]
-        if isinstance(current, Mapping) and current:
-            if value is None and (path in nullable or not strict):
-                out[key] = None
-            elif value is None:
-                allowed = f" (sections that can be: {', '.join(sorted(nullable))})" if nullable else ""
-                raise ConfigError(
-                    f"config section {path!r} cannot be null{allowed}; set its keys instead, "
-                    f"e.g. {path}.{next(iter(current))}=..."
-                )
-            elif not isinstance(value, Mapping):
-                raise ConfigError(
-                    f"config key {path!r} is a section; set one of its keys, e.g. {path}.{next(iter(current))}=..."
-                )
-            else:
-                out[key] = merge(current, value, strict=strict, where=f"{path}.", nullable=nullable)
-        elif isinstance(current, Mapping):
-            if value is not None and not isinstance(value, Mapping):
-                raise ConfigError(f"config key {path!r} takes a mapping, got {value!r}")
-            out[key] = copy.deepcopy(dict(value or {}))
-        elif current is None and path in nullable and isinstance(value, Mapping):
-            raise ConfigError(
-                f"config section {path!r} was set to null (disabled) by an earlier layer; "
-                "remove that null to set its keys"
-            )
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value)
         else:
-            if isinstance(value, Mapping):
-                raise ConfigError(f"config key {path!r} takes a single value, not a mapping")
             out[key] = copy.deepcopy(value)
     return out
 
@@ -177,7 +494,7 @@ def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
-    """``["train.lr=1e-3", "data.root=/x"]`` -> nested dict; values are parsed as YAML scalars/lists."""
+    """``["optim.lr=1e-3", "data.root=/x"]`` -> nested dict; values are parsed as YAML scalars/lists."""
     import yaml
 
     out: dict[str, Any] = {}
@@ -185,7 +502,7 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         key = key.strip()
         if not sep or not key or any(not part for part in key.split(".")):
-            raise ConfigError(f"override {item!r} must look like section.key=value, e.g. train.lr=0.001")
+            raise ConfigError(f"override {item!r} must look like section.key=value, e.g. optim.lr=0.001")
         try:
             value = _number(yaml.safe_load(raw)) if raw.strip() else None
         except yaml.YAMLError:
@@ -201,25 +518,21 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
 
 
 def resolve_config(
-    task_defaults: Mapping[str, Any],
+    schema: type,
     user: Mapping[str, Any] | None = None,
     overrides: Mapping[str, Any] | None = None,
     stored: Mapping[str, Any] | None = None,
-    *,
-    nullable: Collection[str] = (),
 ) -> dict[str, Any]:
-    """The full run config: engine defaults <- task defaults <- (stored) <- user file <- overrides.
+    """The full, validated run config: ``schema``'s defaults <- (stored) <- user file <- overrides.
 
-    ``stored`` is a config saved with a run or checkpoint; it was validated when written, so it is
-    merged leniently. The user file and overrides are validated against all keys known so far;
-    ``nullable`` names the sections they may set to null (the task's ``nullable_sections``).
+    ``schema`` is the task's :class:`RunConfig` dataclass (``Task.config_schema``); ``stored`` is a
+    config saved with a run or checkpoint (its moved keys are moved first). ConfigError names the
+    first key that is unknown, of the wrong type or out of range.
     """
-    cfg = merge(ENGINE_DEFAULTS, task_defaults, strict=False)
-    if stored:
-        cfg = merge(cfg, stored, strict=False)
+    cfg = _migrate(schema, stored) if stored else {}
     for layer in (user or {}, overrides or {}):
-        cfg = merge(cfg, layer, strict=True, nullable=nullable)
-    return cfg
+        cfg = merge(cfg, layer)
+    return validate(schema, cfg)
 
 
 def dump_yaml(cfg: Mapping[str, Any], path: str | os.PathLike) -> Path:

@@ -2,7 +2,7 @@
 
 >>> from unireplknet.config import resolve_config
 >>> from unireplknet.engine import train, build_task
->>> cfg = resolve_config(get_task("classify").default_config, overrides={"train": {"epochs": 1}})
+>>> cfg = resolve_config(get_task("classify").config_schema, overrides={"train": {"epochs": 1}})
 >>> summary = train(cfg)  # doctest: +SKIP
 """
 

@@ -93,10 +93,6 @@ class _Trainer:
         self.dist, self.device = distributed.setup(tcfg["device"])
         if tcfg["threads"]:
             torch.set_num_threads(int(tcfg["threads"]))
-        if tcfg["amp"] not in (None, "bf16", "fp16"):
-            raise ValueError(f"train.amp must be null, bf16 or fp16, got {tcfg['amp']!r}")
-        if tcfg["accum_steps"] < 1:
-            raise ValueError(f"train.accum_steps must be >= 1, got {tcfg['accum_steps']}")
         _seed_everything(tcfg["seed"])
 
         # Everything that can fail on bad input happens before the run folder exists.
@@ -125,21 +121,22 @@ class _Trainer:
         from timm.scheduler import create_scheduler_v2
         from timm.utils import ModelEmaV3
 
+        ocfg = cfg["optim"]
         self.optimizer = create_optimizer_v2(
             model,
-            opt=tcfg["opt"],
-            lr=tcfg["lr"],
-            weight_decay=tcfg["weight_decay"],
-            momentum=tcfg["momentum"],
-            layer_decay=tcfg["layer_decay"],
+            opt=ocfg["opt"],
+            lr=ocfg["lr"],
+            weight_decay=ocfg["weight_decay"],
+            momentum=ocfg["momentum"],
+            layer_decay=ocfg["layer_decay"],
         )
         self.scheduler, _ = create_scheduler_v2(
             self.optimizer,
-            sched=tcfg["sched"],
+            sched=ocfg["sched"],
             num_epochs=tcfg["epochs"],
-            min_lr=tcfg["min_lr"],
-            warmup_lr=tcfg["warmup_lr"],
-            warmup_epochs=tcfg["warmup_epochs"],
+            min_lr=ocfg["min_lr"],
+            warmup_lr=ocfg["warmup_lr"],
+            warmup_epochs=ocfg["warmup_epochs"],
             step_on_epochs=False,
             updates_per_epoch=self.steps_per_epoch,
         )
@@ -308,9 +305,9 @@ class _Trainer:
                     self.train_metrics.update(
                         outputs.detach() if isinstance(outputs, torch.Tensor) else outputs, targets
                     )
-            if tcfg["clip_grad"]:
+            if self.cfg["optim"]["clip_grad"]:
                 self.scaler.unscale_(self.optimizer)
-                nn.utils.clip_grad_norm_(self.model.parameters(), tcfg["clip_grad"])
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg["optim"]["clip_grad"])
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.optimizer.zero_grad(set_to_none=True)

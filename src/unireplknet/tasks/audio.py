@@ -4,7 +4,7 @@ Every clip becomes a normalised ``1 x frames x n_mels`` log-mel map (:mod:`unire
 the model is a plain UniRepLKNet with one input channel. Datasets (``data.dataset``):
 
 * ``speech_commands``: Speech Commands V2 under ``data.root`` (official validation/test lists,
-  ``_background_noise_`` mixed into training clips with probability ``data.noise_prob``);
+  ``_background_noise_`` mixed into training clips with probability ``aug.noise_prob``);
 * ``folders``: "folder per class" under ``data.root`` (pre-split ``train/``, ``val/`` folders or a
   seeded split);
 * ``sound_types``: the bundled demo of real recordings from Debian's ``sonic-pi-samples`` and
@@ -12,14 +12,16 @@ the model is a plain UniRepLKNet with one input channel. Datasets (``data.datase
 
 ``data.eval_split`` picks the split evaluated during training (``val``) or by ``eval`` (``test``).
 The log-mel mean/std are computed on the training split and travel with the checkpoint
-(:meth:`AudioTask.state_dict`). Training adds random crops, SpecAugment and mixup.
+(:meth:`AudioTask.state_dict`). Training adds random crops and the ``aug`` section: background noise,
+SpecAugment, mixup and label smoothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import librosa  # noqa: F401  (fail at task import with the extra's install hint, not mid-run)
 import numpy as np
@@ -28,13 +30,64 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from ..config import (
+    DataConfig,
+    Fraction,
+    ModelConfig,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+    RunConfig,
+    section,
+)
 from ..modalities import audio as A
 from .base import register_task, require_data
 from .classification import ClassificationTask, build_classifier
 
-__all__ = ["AudioTask"]
+__all__ = ["AudioTask", "AudioConfig"]
 
 STATS_CLIPS = 2000  # enough clips for the log-mel mean/std of a large dataset
+
+
+@dataclass
+class AudioData(DataConfig):
+    dataset: Literal["speech_commands", "folders", "sound_types"] = "sound_types"
+    eval_split: Literal["val", "test"] = "val"
+    seed: NonNegativeInt = 0  # split seed (folders without train/val subfolders, sound_types)
+    val_fraction: Fraction = 0.15
+    test_fraction: Fraction = 0.15
+    min_clips: PositiveInt = 8  # sound_types: classes with fewer files are dropped
+    sample_rate: PositiveInt = 16000
+    n_mels: PositiveInt = 128
+    window_ms: PositiveFloat = 25.0
+    hop_ms: PositiveFloat = 10.0
+    frames: PositiveInt = 100  # T: 100 frames = 1 s
+    cache: bool = True  # keep decoded waveforms in memory (turn off for large datasets)
+
+
+@dataclass
+class SpecAugment:
+    freq_mask: NonNegativeInt = 24  # widest masked band of mel bins
+    time_mask: NonNegativeInt = 20  # longest masked span of frames
+    num_masks: NonNegativeInt = 2  # of each kind; 0 disables
+
+
+@dataclass
+class AudioAug:
+    noise_prob: Probability = 0.8  # speech_commands: chance of mixing in background noise
+    spec_augment: SpecAugment | None = field(default_factory=SpecAugment)  # null: no SpecAugment
+    mixup: NonNegativeFloat = 0.5  # mixup alpha (0 disables)
+    label_smoothing: Fraction = 0.1
+
+
+@dataclass
+class AudioConfig(RunConfig):
+    task: str = "audio"
+    model: ModelConfig = section(ModelConfig, drop_path_rate=0.1)
+    data: AudioData = field(default_factory=AudioData)
+    aug: AudioAug = field(default_factory=AudioAug)
 
 
 @register_task
@@ -42,29 +95,7 @@ class AudioTask(ClassificationTask):
     """Audio classification from log-mel maps (see the module docstring for the data options)."""
 
     name = "audio"
-    default_config: dict[str, Any] = {
-        "model": {"name": "unireplknet_a", "drop_path_rate": 0.1},
-        "data": {
-            "dataset": "sound_types",  # speech_commands | folders | sound_types
-            "root": None,
-            "eval_split": "val",  # val | test
-            "seed": 0,  # split seed (folders without train/val subfolders, sound_types)
-            "val_fraction": 0.15,
-            "test_fraction": 0.15,
-            "min_clips": 8,  # sound_types: classes with fewer files are dropped
-            "sample_rate": 16000,
-            "n_mels": 128,
-            "window_ms": 25.0,
-            "hop_ms": 10.0,
-            "frames": 100,  # T: 100 frames = 1 s
-            "cache": True,  # keep decoded waveforms in memory (turn off for large datasets)
-            "noise_prob": 0.8,  # speech_commands: chance of mixing in background noise
-            "spec_augment": {"freq_mask": 24, "time_mask": 20, "num_masks": 2},  # num_masks: 0 disables
-            "mixup": 0.5,  # mixup alpha (0 disables)
-            "label_smoothing": 0.1,
-        },
-    }
-    nullable_sections = frozenset({"data.spec_augment"})  # null: no SpecAugment
+    config_schema = AudioConfig
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         super().__init__(cfg)
@@ -94,14 +125,10 @@ class AudioTask(ClassificationTask):
         require_data(d, "root", what="the dataset folder")
         if kind == "speech_commands":
             return A.speech_commands_items(d["root"])
-        if kind == "folders":
-            return (*A.folder_items(d["root"], d["val_fraction"], d["test_fraction"], d["seed"]), [])
-        raise ValueError(f"data.dataset must be 'speech_commands', 'folders' or 'sound_types', got {kind!r}")
+        return (*A.folder_items(d["root"], d["val_fraction"], d["test_fraction"], d["seed"]), [])
 
     def build_datasets(self) -> tuple[Dataset, Dataset]:
-        d = self.data
-        if d["eval_split"] not in ("val", "test"):
-            raise ValueError(f"data.eval_split must be 'val' or 'test', got {d['eval_split']!r}")
+        d, aug = self.data, self.cfg["aug"]
         splits, classes, noise_files = self.splits()
         self.set_classes(classes)
         self._test_items = splits["test"] if d["eval_split"] == "val" else []
@@ -111,8 +138,8 @@ class AudioTask(ClassificationTask):
             self.frontend,
             train=True,
             noise=noise,
-            noise_prob=d["noise_prob"],
-            spec_augment_args=d["spec_augment"],
+            noise_prob=aug["noise_prob"],
+            spec_augment_args=aug["spec_augment"],
             cache=d["cache"],
         )
         if not self.stats_fitted:  # on at most STATS_CLIPS training clips (a fixed random subset)
@@ -130,7 +157,7 @@ class AudioTask(ClassificationTask):
         return A.AudioClipDataset(self._test_items, self.frontend, train=False, cache=self.data["cache"])
 
     def batch_transform(self) -> Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]] | None:
-        alpha, smoothing = self.data["mixup"], self.data["label_smoothing"]
+        alpha, smoothing = self.cfg["aug"]["mixup"], self.label_smoothing
         if not alpha:
             return None
         from timm.data import Mixup

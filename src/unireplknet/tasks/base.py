@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from ..config import RunConfig
 from ..metrics import Metrics
 
 __all__ = [
@@ -85,22 +86,38 @@ def get_task(name: str) -> type[Task]:
 class Task(abc.ABC):
     """One learning problem for the engine.
 
-    ``cfg`` is the whole resolved run config: a nested, YAML-serialisable dict with the sections
-    ``model`` (create_model arguments), ``data`` (dataset location and preprocessing), ``train``
-    (engine settings) and whatever else the task defines. The engine builds it from the engine's
-    defaults, then this task's ``default_config``, then the user's YAML file, then command-line
-    overrides, and writes it next to the run's outputs.
+    ``cfg`` is the whole resolved run config: a nested, YAML-serialisable dict validated against
+    :attr:`config_schema` (sections ``model``, ``data``, ``aug``, ``optim``, ``train``, ``output``, see
+    :mod:`unireplknet.config`). The command line builds it from the schema's defaults, then the user's
+    YAML file, then command-line overrides (:func:`unireplknet.config.resolve_config`), and the engine
+    writes it next to the run's outputs.
     """
 
     name: ClassVar[str]
     primary_metric: ClassVar[str]  # the metric that picks the best checkpoint
     higher_is_better: ClassVar[bool] = True
-    default_config: ClassVar[dict[str, Any]] = {}  # nested overlay on the engine defaults (e.g. data paths, sizes)
-    # dotted names of default_config sections that a user may set to null, meaning "none / disabled"
-    nullable_sections: ClassVar[frozenset[str]] = frozenset()
+    # the task's config: a RunConfig dataclass with the task's sections, keys and defaults
+    config_schema: ClassVar[type[RunConfig]] = RunConfig
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         self.cfg = cfg
+
+    def data_path(self, key: str) -> Path | None:
+        """``data.<key>`` as a path: relative ones are inside ``data.root`` (when set); None when null."""
+        value, root = self.cfg["data"][key], self.cfg["data"]["root"]
+        if value is None:
+            return None
+        path = Path(value).expanduser()
+        return path if path.is_absolute() or root is None else Path(root).expanduser() / path
+
+    def bundled_dataset(self) -> None:
+        """ValueError when ``data.root`` (``--data``, a dataset's folder) is set for a bundled demo dataset,
+        which reads none: nothing the user gave is ignored silently."""
+        if self.cfg["data"]["root"] is not None:
+            raise ValueError(
+                f"data.dataset={self.cfg['data']['dataset']} is a bundled demo and reads no dataset folder, "
+                f"but data.root (--data) is {self.cfg['data']['root']!r}; drop it or pick another data.dataset"
+            )
 
     # -- data -----------------------------------------------------------------------------------
     @abc.abstractmethod

@@ -130,15 +130,16 @@ def build_classifier(cfg: dict[str, Any], num_classes: int, in_chans: int = 3) -
 
 
 class ClassificationTask(ClassListTask):
-    """A task that predicts one class per sample: label-smoothed cross-entropy (``data.label_smoothing``
-    by default, see :attr:`label_smoothing`) and top-1/top-5 metrics on top of the class-list plumbing."""
+    """A task that predicts one class per sample: cross-entropy label-smoothed by ``aug.label_smoothing``
+    and top-1/top-5 metrics on top of the class-list plumbing."""
 
     primary_metric = "top1"
 
     @property
     def label_smoothing(self) -> float:
-        """Label smoothing of the training loss."""
-        return self.cfg["data"]["label_smoothing"]
+        """Label smoothing of the training loss (none where the task's ``aug`` section is null)."""
+        aug = self.cfg.get("aug")
+        return aug["label_smoothing"] if aug else 0.0
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor, train: bool) -> torch.Tensor:
         return classification_loss(outputs, targets, self.label_smoothing if train else 0.0)

@@ -19,13 +19,29 @@ uses a cheap tensor pipeline (pad-and-crop, flip) so CPU training is not slowed 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from ..config import (
+    DataConfig,
+    Fraction,
+    Len,
+    NonNegativeFloat,
+    NonNegativeInt,
+    OptimConfig,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+    Range,
+    RunConfig,
+    TrainConfig,
+    section,
+)
 from ..data import (
     FASHION_MNIST_CLASSES,
     FashionMNIST,
@@ -37,9 +53,57 @@ from ..data.fashion_mnist import FASHION_MNIST_MEAN, FASHION_MNIST_STD
 from .base import register_task, require_data
 from .classification import ClassificationTask, build_classifier
 
-__all__ = ["ClassifyTask"]
+__all__ = ["ClassifyTask", "ClassifyConfig"]
 
 FASHION_MNIST_DEFAULT_SUBSET = 20_000
+
+
+@dataclass
+class ClassifyData(DataConfig):
+    dataset: str = "auto"  # auto | fashion_mnist | folder | a timm dataset name (torch/cifar10, ...)
+    # train on a fixed random subset of this many images; null: all; auto: 20,000 for Fashion-MNIST (the
+    # default run), all for other datasets
+    train_subset: PositiveInt | Literal["auto"] | None = "auto"
+    eval_subset: PositiveInt | None = None  # evaluate (and test) on a fixed random subset of this many images
+    val_size: PositiveInt = 5000  # Fashion-MNIST: training images held out for validation (never trained on)
+    train_split: str = "train"
+    # Fashion-MNIST: val (the held-out training images) or test (the 10,000 test images, on which training's
+    # final report is always scored); folder / timm datasets: the split's name
+    eval_split: str = "val"
+    img_size: PositiveInt | None = None  # null: 28 for Fashion-MNIST, 224 otherwise
+    in_chans: Literal[1, 3] | None = None  # null: 1 for Fashion-MNIST, 3 otherwise
+    mean: list[float] | None = None  # null: the dataset's (Fashion-MNIST) or ImageNet's
+    std: list[PositiveFloat] | None = None
+    crop_pct: Annotated[float, Range(gt=0, le=1)] = 0.875
+    interpolation: Literal["bilinear", "bicubic", "nearest", "box", "hamming", "lanczos", "random"] = "bicubic"
+    download: bool = False  # timm/torchvision datasets only
+
+
+@dataclass
+class ClassifyAug:
+    pad_crop: NonNegativeInt = 2  # Fashion-MNIST: random crop after this much zero padding
+    hflip: Probability = 0.5
+    scale: Annotated[list[Probability], Len(2)] = field(default_factory=lambda: [0.08, 1.0])  # random resized crop
+    ratio: Annotated[list[PositiveFloat], Len(2)] = field(default_factory=lambda: [0.75, 1.3333333])
+    randaugment: str | None = None  # e.g. rand-m9-mstd0.5-inc1
+    random_erase: Probability = 0.0
+    mixup: NonNegativeFloat = 0.0  # Mixup alpha (0: off)
+    cutmix: NonNegativeFloat = 0.0  # CutMix alpha (0: off)
+    mixup_prob: Probability = 1.0
+    mixup_switch_prob: Probability = 0.5
+    label_smoothing: Fraction = 0.1
+
+
+@dataclass
+class ClassifyConfig(RunConfig):
+    """``--task classify``. The defaults are the bundled Fashion-MNIST run, sized from a measurement to finish
+    in a few minutes on 2 CPU cores (see the README); ImageNet-style runs take their recipe from configs/."""
+
+    task: str = "classify"
+    data: ClassifyData = field(default_factory=ClassifyData)
+    aug: ClassifyAug = field(default_factory=ClassifyAug)
+    optim: OptimConfig = section(OptimConfig, lr=2e-3, warmup_epochs=0.2)
+    train: TrainConfig = section(TrainConfig, epochs=3, epoch_eval_size=2000)
 
 
 def _fixed_order(length: int) -> list[int]:
@@ -52,43 +116,7 @@ class ClassifyTask(ClassificationTask):
     """Image classification with a UniRepLKNet (see the module docstring for datasets)."""
 
     name = "classify"
-    # The defaults are the bundled Fashion-MNIST run, sized from a measurement to finish in a few minutes
-    # on 2 CPU cores (see the README); ImageNet-style runs take their recipe from configs/.
-    default_config: dict[str, Any] = {
-        "train": {"epochs": 3, "lr": 2e-3, "warmup_epochs": 0.2, "epoch_eval_size": 2000},
-        "data": {
-            "dataset": "auto",  # auto | fashion_mnist | folder | a timm dataset name (torch/cifar10, ...)
-            # train on a fixed random subset of this many images; null: all; auto: 20,000 for
-            # Fashion-MNIST (the default run), all for other datasets
-            "train_subset": "auto",
-            "eval_subset": None,  # evaluate (and test) on a fixed random subset of this many images (null: all)
-            "val_size": 5000,  # Fashion-MNIST: training images held out for validation (never trained on)
-            "train_split": "train",
-            # Fashion-MNIST: val (the held-out training images) or test (the 10,000 test images, on which
-            # training's final report is always scored); folder / timm datasets: the split's name
-            "eval_split": "val",
-            "img_size": None,  # null: 28 for Fashion-MNIST, 224 otherwise
-            "in_chans": None,  # null: 1 for Fashion-MNIST, 3 otherwise
-            "mean": None,  # null: the dataset's (Fashion-MNIST) or ImageNet's
-            "std": None,
-            "crop_pct": 0.875,
-            "interpolation": "bicubic",
-            "download": False,  # timm/torchvision datasets only
-        },
-        "aug": {
-            "pad_crop": 2,  # Fashion-MNIST: random crop after this much zero padding
-            "hflip": 0.5,
-            "scale": [0.08, 1.0],  # random resized crop (folder / timm datasets)
-            "ratio": [0.75, 1.3333333],
-            "randaugment": None,  # e.g. rand-m9-mstd0.5-inc1
-            "random_erase": 0.0,
-            "mixup": 0.0,
-            "cutmix": 0.0,
-            "mixup_prob": 1.0,
-            "mixup_switch_prob": 0.5,
-            "label_smoothing": 0.1,
-        },
-    }
+    config_schema = ClassifyConfig
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         super().__init__(cfg)
@@ -123,8 +151,6 @@ class ClassifyTask(ClassificationTask):
 
     # -- data -----------------------------------------------------------------------------------
     def _mode(self) -> str:
-        if self.in_chans not in (1, 3):
-            raise ValueError(f"image data needs data.in_chans 1 or 3, got {self.in_chans}")
         return "L" if self.in_chans == 1 else "RGB"
 
     def _pil_transform(self, train: bool) -> Callable:
@@ -149,11 +175,7 @@ class ClassifyTask(ClassificationTask):
         size = self.data[key]
         if size == "auto":
             size = FASHION_MNIST_DEFAULT_SUBSET if self.kind == "fashion_mnist" else None
-        if size is None:
-            return None
-        if not isinstance(size, int) or size < 1:
-            raise ValueError(f"data.{key} must be a positive number of images or null, got {size!r}")
-        return size if size < length else None
+        return size if size is not None and size < length else None
 
     def _subset(self, length: int, key: str) -> list[int] | None:
         """A fixed random subset of ``range(length)`` of ``data[key]`` items, or None (all of them)."""
@@ -168,7 +190,7 @@ class ClassifyTask(ClassificationTask):
             root, "train", size=self.img_size, augment=TensorAugment(self.aug["pad_crop"], self.aug["hflip"])
         )
         val_size = self.data["val_size"]
-        if not isinstance(val_size, int) or not 0 < val_size < len(train):
+        if val_size >= len(train):
             raise ValueError(
                 f"data.val_size must be a number of training images from 1 to {len(train) - 1}, got {val_size!r}"
             )
@@ -257,10 +279,6 @@ class ClassifyTask(ClassificationTask):
     # -- model ----------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
         return build_classifier(self.cfg, self.num_classes, self.in_chans)
-
-    @property
-    def label_smoothing(self) -> float:
-        return self.aug["label_smoothing"]
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -4,12 +4,13 @@ Model (``model`` section): ``name`` (backbone variant), ``arch`` (``mask_rcnn`` 
 ``retinanet`` | ``fcos``), ``checkpoint`` (backbone weights: ImageNet classification or the
 authors' MMDet/MMSeg file), ``fpn_channels``, ``min_size`` / ``max_size`` (torchvision's resizing),
 ``box_head_dim`` / ``mask_head_channels`` (R-CNN head widths), ``detector_kwargs`` (any other
-torchvision keyword), and the usual backbone options. ``train.layer_decay`` decays the backbone.
+torchvision keyword), and the usual backbone options. ``optim.layer_decay`` decays the backbone.
 
 Datasets (``data.dataset``): ``coco`` (COCO-format JSON: ``data.root`` with ``data.train_images`` /
-``data.train_annotations`` / ``data.val_images`` / ``data.val_annotations``, COCO 2017 names by
-default) and ``coins_demo``: the bundled real photograph (scikit-image's ``coins``) with derived
-instance masks (see :mod:`unireplknet.dense.demo`).
+``data.train_annotations`` / ``data.val_images`` / ``data.val_annotations`` inside it, COCO 2017 names
+by default) and ``coins_demo``: the bundled real photograph (scikit-image's ``coins``) with derived
+instance masks, written to ``data.demo_dir`` (default: the cache folder) on first use (see
+:mod:`unireplknet.dense.demo`). Training flips images with probability ``aug.hflip``.
 
 Evaluation: COCO box AP (``AP``, ``AP50``, ``AP75``, ``APs/m/l``) and, for Mask R-CNN, mask AP
 (``mask_AP`` ...), percent, by pycocotools. torchvision detectors compute losses in training mode
@@ -20,19 +21,74 @@ only, so evaluation reports no loss. ``predict`` writes each image with its dete
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pycocotools  # noqa: F401  (fail at task import with the extra's install hint)
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from ..config import (
+    DataConfig,
+    ModelConfig,
+    OptimConfig,
+    PositiveInt,
+    Probability,
+    RunConfig,
+    section,
+)
 from ..dense import datasets as D
 from ..dense.metrics import DetectionMetrics
 from .base import BACKBONE_KWARGS, ClassListTask, Metrics, model_kwargs, register_task, require_data
 
-__all__ = ["DetectTask", "collate_for_engine"]
+__all__ = ["DetectTask", "DetectConfig", "collate_for_engine"]
+
+
+@dataclass
+class DetectModel(ModelConfig):
+    arch: Literal["mask_rcnn", "faster_rcnn", "retinanet", "fcos"] = "mask_rcnn"
+    fpn_channels: PositiveInt = 256
+    min_size: PositiveInt = 800  # torchvision's resizing
+    max_size: PositiveInt = 1333
+    box_head_dim: PositiveInt = 1024  # R-CNN head widths
+    mask_head_channels: PositiveInt = 256
+    detector_kwargs: dict[str, Any] = field(default_factory=dict)  # any other torchvision keyword
+
+
+@dataclass
+class DetectData(DataConfig):
+    dataset: Literal["coco", "coins_demo"] = "coco"
+    # coco: inside data.root
+    train_images: str = "train2017"
+    train_annotations: str = "annotations/instances_train2017.json"
+    val_images: str = "val2017"
+    val_annotations: str = "annotations/instances_val2017.json"
+    demo_dir: str | None = None  # coins_demo: where it is written on first use (null: the cache folder)
+    batch_size: PositiveInt = 2
+    eval_batch_size: PositiveInt = 2
+
+
+@dataclass
+class DetectAug:
+    hflip: Probability = 0.5
+
+
+@dataclass
+class DetectPredict:
+    out_dir: str = "predictions"  # images with their detections drawn
+    score_threshold: Probability = 0.5
+
+
+@dataclass
+class DetectConfig(RunConfig):
+    task: str = "detect"
+    model: DetectModel = field(default_factory=DetectModel)
+    data: DetectData = field(default_factory=DetectData)
+    aug: DetectAug = field(default_factory=DetectAug)
+    optim: OptimConfig = section(OptimConfig, lr=1e-4, weight_decay=0.05, layer_decay=0.9, warmup_epochs=1.0)
+    predict: DetectPredict = field(default_factory=DetectPredict)
 
 
 def collate_for_engine(batch: list) -> tuple[tuple[list, list], list]:
@@ -48,29 +104,7 @@ class DetectTask(ClassListTask):
 
     name = "detect"
     primary_metric = "AP"
-    default_config: dict[str, Any] = {
-        "model": {
-            "arch": "mask_rcnn",  # mask_rcnn | faster_rcnn | retinanet | fcos
-            "fpn_channels": 256,
-            "min_size": 800,
-            "max_size": 1333,
-            "box_head_dim": 1024,
-            "mask_head_channels": 256,
-            "detector_kwargs": {},
-        },
-        "data": {
-            "dataset": "coco",  # coco | coins_demo
-            "train_images": "train2017",
-            "train_annotations": "annotations/instances_train2017.json",
-            "val_images": "val2017",
-            "val_annotations": "annotations/instances_val2017.json",
-            "flip": 0.5,
-            "batch_size": 2,
-            "eval_batch_size": 2,
-        },
-        "train": {"lr": 1e-4, "weight_decay": 0.05, "layer_decay": 0.9, "warmup_epochs": 1.0},
-        "predict": {"out_dir": "predictions", "score_threshold": 0.5},
-    }
+    config_schema = DetectConfig
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         super().__init__(cfg)
@@ -87,16 +121,13 @@ class DetectTask(ClassListTask):
         if d["dataset"] == "coins_demo":
             from ..dense.demo import write_coins_demo
 
-            root = write_coins_demo(d["root"])
+            self.bundled_dataset()
+            root = write_coins_demo(d["demo_dir"])
             names = {"train_images": "train/images", "train_annotations": "train/instances.json"}
             names |= {"val_images": "val/images", "val_annotations": "val/instances.json"}
-        elif d["dataset"] == "coco":
-            require_data(d, "root", what="the folder with the images and annotations")
-            root = Path(d["root"]).expanduser()
-            names = {k: d[k] for k in ("train_images", "train_annotations", "val_images", "val_annotations")}
-        else:
-            raise ValueError(f"data.dataset must be 'coco' or 'coins_demo', got {d['dataset']!r}")
-        return {k: root / v for k, v in names.items()}
+            return {k: root / v for k, v in names.items()}
+        require_data(d, "root", what="the folder with the images and annotations")
+        return {k: self.data_path(k) for k in ("train_images", "train_annotations", "val_images", "val_annotations")}
 
     def build_datasets(self) -> tuple[Dataset, Dataset]:
         f = self._files()
@@ -106,7 +137,7 @@ class DetectTask(ClassListTask):
             f["train_annotations"],
             self.masks,
             train=True,
-            flip=self.data["flip"],
+            flip=self.cfg["aug"]["hflip"],
             categories=categories,
         )
         val = D.CocoDetection(f["val_images"], f["val_annotations"], self.masks, categories=train.category_ids)
@@ -126,7 +157,7 @@ class DetectTask(ClassListTask):
             m["name"],
             num_classes=self.num_classes,
             arch=m["arch"],
-            checkpoint=m.get("checkpoint"),
+            checkpoint=m["checkpoint"],
             fpn_channels=m["fpn_channels"],
             min_size=m["min_size"],
             max_size=m["max_size"],

