@@ -202,7 +202,7 @@ def test_backbone_must_be_headless():
 def test_load_csv_series(tmp_path):
     path = tmp_path / "series.csv"
     path.write_text("time,a,b,label\n2020-01-01 02:00,3,30,x\n2020-01-01 00:00,1,10,x\n2020-01-01 01:00,,20,y\n")
-    values, stamps, names = load_csv_series(path)
+    values, stamps, names = load_csv_series(path, gaps="ffill")
     assert names == ["a", "b"]
     np.testing.assert_array_equal(values, [[1, 10], [1, 20], [3, 30]])  # sorted by time, gap forward-filled
     assert stamps[0] == np.datetime64("2020-01-01T00:00:00")

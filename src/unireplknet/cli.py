@@ -2,7 +2,9 @@
 
 Tasks are looked up by name (``--task NAME``) through :func:`unireplknet.tasks.get_task`, so every
 registered task works here unchanged; task options go through the config (``--config FILE`` and
-``--set section.key=value``). Bad input ends with a one-line ``error: ...`` and exit code 2.
+``--set section.key=value``). Every failure (bad input, an OS error such as a full disk, a failed
+export) ends with a one-line ``error: ...`` and exit code 2; ``unireplknet --debug COMMAND`` (or
+``UNIREPLKNET_DEBUG=1``) shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Annotated, Any
 import typer
 
 from . import list_models
+from .files import check_output_path, to_json
 from .tasks import BUILTIN_TASKS
 
 __all__ = ["app", "main"]
@@ -62,26 +65,66 @@ class UsageError(ValueError):
     """Bad command-line input (reported as a one-line error, exit code 2)."""
 
 
-def _fail(error: BaseException) -> typer.Exit:
+DEBUG_ENV = "UNIREPLKNET_DEBUG"
+
+
+def _debug() -> bool:
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+def _error_line(error: BaseException) -> str:
+    """The one line that describes ``error`` (expected errors as they are, others with their type)."""
+    from .files import describe_os_error
+
+    if isinstance(error, OSError) and error.errno is not None:
+        return describe_os_error(error)
     lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
     if lines and lines[0].startswith("Caught ") and "DataLoader worker" in lines[0]:
         lines = lines[-1:]  # the worker's own message is the last line of its traceback
-    typer.echo(f"error: {'; '.join(lines) or type(error).__name__}", err=True)
+    if isinstance(error, (ValueError, OSError)):
+        return "; ".join(lines) or type(error).__name__
+    # Not an error this package raises on purpose: name its type, keep the first line, point to --debug.
+    return f"{type(error).__name__}: {lines[0] if lines else ''} (unexpected; `unireplknet --debug ...` shows where)"
+
+
+def _fail(error: BaseException) -> typer.Exit:
+    typer.echo(f"error: {_error_line(error)}", err=True)
     return typer.Exit(code=2)
 
 
 def _guard(fn: Any) -> Any:
-    """Turn expected failures (bad config, data, checkpoint) into ``error: ...`` and exit code 2."""
+    """Turn any failure into ``error: ...`` (one line) and exit code 2; with ``--debug`` let it raise."""
     import functools
+
+    import click
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as e:
+        except (typer.Exit, click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt:
+            if _debug():
+                raise
+            typer.echo("error: interrupted (a run continues from its last saved state with --resume)", err=True)
+            raise typer.Exit(code=130) from None
+        except Exception as e:
+            if _debug():
+                raise
             raise _fail(e) from None
 
     return wrapper
+
+
+@app.callback()
+def _options(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the full traceback of a failure instead of one line.")
+    ] = False,
+) -> None:
+    if debug:
+        os.environ[DEBUG_ENV] = "1"
 
 
 # -- config assembly -------------------------------------------------------------------------------
@@ -154,13 +197,16 @@ def train(
     resume: Annotated[
         Path | None, typer.Option("--resume", "-r", help="Continue the run in this folder exactly where it stopped.")
     ] = None,
+    check_data: Annotated[
+        bool, typer.Option("--check-data", help="First decode every sample (as `check-data` does); stop if any is bad.")
+    ] = False,
 ) -> None:
     """Train a model (default: UniRepLKNet-A on the bundled Fashion-MNIST), evaluate it, re-parameterize it
     and check the deployed model gives the same outputs. Launch with torchrun for several processes."""
     from .engine import train as run_training
 
     if resume is not None:
-        if any(v not in (None, False, []) for v in (config, task, sets, data, full, epochs, output, name)):
+        if any(v not in (None, False, []) for v in (config, task, sets, data, full, epochs, output, name, check_data)):
             raise UsageError("--resume continues a run with its own saved config; drop the other options")
         from .config import load_yaml
 
@@ -185,7 +231,32 @@ def train(
         if "train_subset" not in cfg["data"]:
             raise UsageError(f"--full: task {cfg['task']!r} has no data.train_subset option")
         cfg["data"]["train_subset"] = None
+    if check_data:
+        from .engine.check import check_task_data
+
+        check_task_data(cfg)
     run_training(cfg)
+
+
+@app.command("check-data")
+@_guard
+def check_data_cmd(
+    config: ConfigOpt = None,
+    task: TaskOpt = None,
+    sets: SetOpt = None,
+    data: DataOpt = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", "-w", help="Decoding processes (default: data.num_workers).")
+    ] = None,
+) -> None:
+    """Decode every sample of the task's training, validation and test data (progress bar) and list the
+    files that cannot be read or hold NaN/inf values; exit code 2 if there are any."""
+    if workers is not None and workers < 0:
+        raise UsageError(f"--workers must be >= 0, got {workers}")
+    cfg = _resolve(config, task, _overrides(sets, {"data.root": str(data) if data is not None else None}))
+    from .engine.check import check_task_data
+
+    check_task_data(cfg, workers)
 
 
 @app.command("eval")
@@ -229,7 +300,7 @@ def evaluate_cmd(
     result = {"checkpoint": str(checkpoint), "samples": len(dataset), **metrics.compute()}
     result["seconds"] = round(time.perf_counter() - started, 2)
     if as_json:
-        typer.echo(json.dumps(result))
+        typer.echo(to_json(result))
     else:
         _print_table(f"evaluation ({task_obj.name})", result)
 
@@ -283,12 +354,12 @@ def predict(
     task_obj, model, _ = _load_model(checkpoint, config, task, _overrides(sets), need_data=False)
     results = predict_files(task_obj, model, files, top_k=top_k)
     if as_json:
-        typer.echo(json.dumps(results, indent=2))
+        typer.echo(to_json(results, indent=2))
         return
     for result in results:
         top = result.get("top")
         if top is None:
-            typer.echo(json.dumps(result))
+            typer.echo(to_json(result))
             continue
         typer.echo(result["path"])
         for entry in top:
@@ -318,6 +389,7 @@ def reparam(
 
     if target.suffix != ".safetensors":
         raise UsageError(f"output must be a .safetensors file, got {target}")
+    check_output_path(target)
     weights, info = read_weights(source)
     if info.get("config"):
         if model_name is not None:
@@ -394,6 +466,7 @@ def export(
     sets: SetOpt = None,
 ) -> None:
     """Export a checkpoint to ONNX or TorchScript (deploy structure)."""
+    check_output_path(target)
     fmt = fmt or {".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript"}.get(target.suffix)
     if fmt not in ("onnx", "torchscript"):
         raise UsageError(
@@ -520,11 +593,15 @@ def configs_cmd(
 
 def main() -> None:
     """Console entry point."""
+    if "--debug" in sys.argv[2:]:  # accepted after the command too: `unireplknet train --debug`
+        sys.argv.remove("--debug")
+        sys.argv.insert(1, "--debug")
     # PyTorch's OpenMP threads spin while waiting for work; on a CPU shared with other processes that
     # makes training several times slower. The wait policy is read once at start-up, so the command
     # re-executes itself with a passive policy unless the user chose one.
     # Only the compute-heavy commands pay for the second start-up.
-    heavy = len(sys.argv) > 1 and sys.argv[1] in ("train", "eval") and not {"-h", "--help"} & set(sys.argv)
+    command = next((arg for arg in sys.argv[1:] if arg != "--debug"), None)
+    heavy = command in ("train", "eval", "check-data") and not {"-h", "--help"} & set(sys.argv)
     if heavy and "OMP_WAIT_POLICY" not in os.environ:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
         os.execv(sys.executable, [sys.executable, "-m", "unireplknet", *sys.argv[1:]])

@@ -198,6 +198,7 @@ class TrainConfig:
     device: Annotated[str, Check(DEVICE.fullmatch, "auto, cpu, cuda, cuda:N or mps")] = "auto"
     threads: PositiveInt | None = None  # intra-op CPU threads (null: PyTorch's default)
     checkpoint_every_steps: PositiveInt = 50  # training state for --resume, besides every epoch end
+    skip_nonfinite_steps: NonNegativeInt = 0  # optimizer steps with a NaN/inf loss skipped before the run stops
     epoch_eval_size: PositiveInt | None = None  # evaluate this many eval samples after each epoch (null: all)
     tensorboard: bool = False
 

