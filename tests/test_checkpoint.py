@@ -278,3 +278,18 @@ def test_malformed_metadata_names_the_file(tmp_path, metadata):
     path = save_safetensors({"w": torch.ones(2)}, tmp_path / "crafted.safetensors", metadata={"unireplknet": metadata})
     with pytest.raises(CheckpointError, match="crafted.safetensors"):
         read_metadata(path)
+
+
+def test_config_fine_tuning_takes_checkpoint_skip(tmp_path, reference_state):
+    """``model.checkpoint`` fine-tunes strictly; ``model.checkpoint_skip`` names what else may be left out."""
+    from unireplknet.tasks.classification import build_classifier
+
+    trimmed = {k: v for k, v in reference_state.items() if not k.startswith("stages.3.")}
+    path = tmp_path / "trimmed.pth"
+    torch.save(trimmed, path)
+    cfg = {"model": {"name": "unireplknet_a", "checkpoint": str(path), "checkpoint_skip": []}}
+    with pytest.raises(CheckpointError, match="missing keys"):
+        build_classifier(cfg, num_classes=10)
+    cfg["model"]["checkpoint_skip"] = ["stages.3.*"]
+    model = build_classifier(cfg, num_classes=10)
+    assert torch.equal(model.stem.conv1.weight, reference_state["downsample_layers.0.0.weight"])

@@ -134,7 +134,9 @@ class ModelConfig:
     """The network; null architecture entries keep the variant's own value."""
 
     name: str = "unireplknet_a"
-    checkpoint: str | None = None  # initial weights (fine-tuning); a classifier of another size is skipped
+    checkpoint: str | None = None  # initial weights (fine-tuning); a classifier of another size starts fresh
+    # names or fnmatch patterns of further tensors the checkpoint may lack or hold in another shape
+    checkpoint_skip: list[str] = field(default_factory=list)
     drop_path_rate: Fraction = 0.0
     drop_rate: Fraction = 0.0
     layer_scale_init_value: NonNegativeFloat | None = 1e-6

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -75,6 +76,7 @@ def create_detector(
     num_classes: int,
     arch: str = "mask_rcnn",
     checkpoint: str | os.PathLike | None = None,
+    checkpoint_skip: Sequence[str] = (),
     fpn_channels: int = 256,
     min_size: int = 800,
     max_size: int = 1333,
@@ -90,7 +92,8 @@ def create_detector(
         num_classes: object classes, background excluded; targets' ``labels`` run 1..num_classes.
         arch: ``mask_rcnn``, ``faster_rcnn``, ``retinanet`` or ``fcos``.
         checkpoint: backbone weights: ImageNet classification (authors' or ours) or the authors'
-            MMDet/MMSeg file (``state_dict`` wrapper, ``backbone.`` prefix, ``norm0..3``).
+            MMDet/MMSeg file (``state_dict`` wrapper, ``backbone.`` prefix, ``norm0..3``), loaded strictly.
+        checkpoint_skip: names or patterns of backbone tensors the checkpoint may lack or hold in another shape.
         fpn_channels: FPN width.
         min_size, max_size: torchvision's resizing of input images (shorter side, longer side cap).
         box_head_dim, mask_head_channels: R-CNN box-head MLP width and mask-head conv width
@@ -111,7 +114,7 @@ def create_detector(
     backbone_kwargs.setdefault("dims", variant.dims)
     body = UniRepLKNet(num_classes=0, features_only=True, out_indices=out_indices, **backbone_kwargs)
     if checkpoint is not None:
-        load_checkpoint(body, checkpoint)
+        load_checkpoint(body, checkpoint, skip=checkpoint_skip)
     backbone = UniRepLKNetFPN(body, fpn_channels, extra)
     classes = num_classes + 1  # torchvision counts the background as class 0
     kwargs = dict(min_size=min_size, max_size=max_size)

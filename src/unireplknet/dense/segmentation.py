@@ -133,6 +133,7 @@ def create_segmenter(
     head: str = "upernet",
     in_chans: int = 3,
     checkpoint: str | os.PathLike | None = None,
+    checkpoint_skip: Sequence[str] = (),
     inference: str = "whole",
     crop_size: Sequence[int] = (512, 512),
     crop_stride: Sequence[int] = (341, 341),
@@ -149,6 +150,7 @@ def create_segmenter(
         checkpoint: backbone weights: an ImageNet classification file (authors' or ours; the
             classifier is dropped, the per-stage norms start as identity) or an MMSeg/MMDet file
             (``state_dict`` wrapper, ``backbone.`` prefix; the neck and heads are dropped).
+        checkpoint_skip: names or patterns of backbone tensors the checkpoint may lack or hold in another shape.
         inference: eval-mode ``whole`` or ``slide`` (see :class:`Segmenter`).
         crop_size, crop_stride: sliding-window geometry.
         head_kwargs: extra keywords for the smp class (``decoder_channels``, ``encoder_output_stride``...).
@@ -170,5 +172,5 @@ def create_segmenter(
     )
     segmenter = Segmenter(net, inference=inference, crop_size=crop_size, crop_stride=crop_stride)
     if checkpoint is not None:
-        load_checkpoint(segmenter.backbone, checkpoint)
+        load_checkpoint(segmenter.backbone, checkpoint, skip=checkpoint_skip)
     return segmenter

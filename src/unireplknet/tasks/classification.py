@@ -125,7 +125,7 @@ def build_classifier(cfg: dict[str, Any], num_classes: int, in_chans: int = 3) -
     m = cfg["model"]
     model = create_model(m["name"], num_classes=num_classes, in_chans=in_chans, **model_kwargs(m))
     if m.get("checkpoint"):
-        load_checkpoint(model, m["checkpoint"], finetune=True)
+        load_checkpoint(model, m["checkpoint"], finetune=True, skip=m["checkpoint_skip"])
     return model
 
 

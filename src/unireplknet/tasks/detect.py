@@ -158,6 +158,7 @@ class DetectTask(ClassListTask):
             num_classes=self.num_classes,
             arch=m["arch"],
             checkpoint=m["checkpoint"],
+            checkpoint_skip=m["checkpoint_skip"],
             fpn_channels=m["fpn_channels"],
             min_size=m["min_size"],
             max_size=m["max_size"],

@@ -208,7 +208,8 @@ class ForecastTask(Task):
         m = self.cfg["model"]
         backbone = create_model(m["name"], in_chans=1, num_classes=0, **model_kwargs(m))
         if checkpoint := m["checkpoint"]:
-            load_checkpoint(backbone, checkpoint, finetune=True)  # e.g. ImageNet weights: first conv adapted
+            # e.g. ImageNet weights: the first conv adapted to one channel, the classifier left out
+            load_checkpoint(backbone, checkpoint, finetune=True, skip=m["checkpoint_skip"])
         model = UniRepLKNetForecaster(
             backbone,
             input_len=self.data["input_len"],

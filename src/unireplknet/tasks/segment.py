@@ -181,6 +181,7 @@ class SegmentTask(ClassListTask):
             num_classes=self.num_classes,
             head=m["head"],
             checkpoint=m["checkpoint"],
+            checkpoint_skip=m["checkpoint_skip"],
             inference=m["inference"],
             crop_size=m["crop_size"],
             crop_stride=m["crop_stride"],
