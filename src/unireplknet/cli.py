@@ -591,6 +591,49 @@ def configs_cmd(
         typer.echo("  ".join(e[key].ljust(widths[key]) for key in widths) + "  " + e["description"])
 
 
+analyze_app = typer.Typer(help="Analyses of models: the effective receptive field.", no_args_is_help=True)
+app.add_typer(analyze_app, name="analyze")
+
+
+@analyze_app.command("erf")
+@_guard
+def analyze_erf(
+    model_name: Annotated[str, typer.Argument(help="A UniRepLKNet variant or any timm ConvNet, e.g. resnet50.")],
+    images: Annotated[
+        Path | None, typer.Option("--images", "-i", help="Image folder (default: scikit-image's bundled photos).")
+    ] = None,
+    checkpoint: Annotated[
+        str | None, typer.Option("--checkpoint", help="Weights (file or hf://...); default: random weights.")
+    ] = None,
+    model_args: Annotated[
+        list[str] | None, typer.Option("--model-arg", "-m", help="create_model keyword, e.g. layer_scale_init_value=1.")
+    ] = None,
+    size: Annotated[int, typer.Option("--size", help="Side the images are resized to.")] = 256,
+    num_images: Annotated[int | None, typer.Option("--num-images", "-n", help="Use at most this many images.")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for <model>_erf.png/.json/.npy.")] = Path(
+        "erf"
+    ),
+) -> None:
+    """Effective receptive field (RepLKNet / UniRepLKNet method): heatmap PNG and area ratios at 20/30/50/99%."""
+    import torch
+
+    from .analysis import erf
+    from .config import parse_overrides
+
+    kwargs = parse_overrides([f"model.{item}" for item in model_args or []]).get("model", {})
+    model = erf.build_erf_model(model_name, checkpoint, **kwargs)
+    source = erf.bundled_images(num_images) if images is None else erf.folder_images(images, num_images)
+    with torch.enable_grad():
+        scores, used, dropped = erf.erf_of(model, source, size)
+    weights = checkpoint or "random" + "".join(f", {item}" for item in model_args or [])
+    result = erf.save_erf(
+        erf.summarise(model_name, weights, scores, used, dropped), scores, output, f"{model_name}_erf"
+    )
+    ratios = ", ".join(f"{k}: {v:.4f} (side {result.side[k]} px)" for k, v in result.area_ratio.items())
+    typer.echo(f"{model_name} high-contribution area ratio at {ratios}")
+    typer.echo(f"wrote {result.files['png']}, {result.files['json']}")
+
+
 def main() -> None:
     """Console entry point."""
     if "--debug" in sys.argv[2:]:  # accepted after the command too: `unireplknet train --debug`

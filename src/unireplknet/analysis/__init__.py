@@ -1,0 +1,1 @@
+"""Analyses of trained or random models (``unireplknet analyze ...``): the effective receptive field."""
