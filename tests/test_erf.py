@@ -163,3 +163,8 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path: Path, args: list[str], messa
     result = runner.invoke(app, ["analyze", "erf", *args, "-o", str(tmp_path)])
     assert result.exit_code == 2, result.output
     assert message in result.output and result.output.count("\n") == 1
+
+
+def test_bundled_images_are_all_readable_offline() -> None:
+    names = [name for name, image in erf.bundled_images() if image.dtype == np.uint8 and image.ndim in (2, 3)]
+    assert names == list(erf.BUNDLED_IMAGES)

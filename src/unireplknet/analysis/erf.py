@@ -52,8 +52,8 @@ THRESHOLDS = (0.2, 0.3, 0.5, 0.99)
 
 # scikit-image's bundled photographs (shipped inside the wheel, no download), used when no folder is given
 BUNDLED_IMAGES = (
-    "astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "motorcycle_right", "hubble_deep_field",
-    "retina", "immunohistochemistry", "camera", "coins", "moon", "page", "horse", "brick", "grass", "gravel", "cell",
+    "astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "retina", "immunohistochemistry", "camera",
+    "coins", "moon", "page", "brick", "grass", "gravel", "cell", "microaneurysms", "clock", "text",
 )  # fmt: skip
 
 
