@@ -181,3 +181,22 @@ def test_torchvision_dataset_through_timm(tmp_path: Path) -> None:
     image, label = evaluation[0]
     labels = read_idx(find_fashion_mnist() / "t10k-labels-idx1-ubyte.gz")
     assert image.shape == (1, 28, 28) and label == labels[evaluation.indices[0]]
+
+
+def test_evaluation_alone_does_not_read_the_training_folder(tmp_path: Path) -> None:
+    """``unireplknet eval`` builds only the evaluation split once a checkpoint's task state names the classes."""
+    for split, names in (("train", ("blue", "red", "green")), ("val", ("blue", "red"))):
+        for name in names:
+            (tmp_path / split / name).mkdir(parents=True)
+            Image.new("RGB", (36, 36), (0, 0, 255)).save(tmp_path / split / name / "0.jpg")
+    trained = make_task(model=TINY, data={"root": str(tmp_path), "img_size": 32})
+    trained.build_datasets()
+    restored = make_task(model=TINY, data={"root": str(tmp_path), "img_size": 32})
+    restored.load_state_dict(trained.state_dict())
+    (tmp_path / "train" / "red" / "0.jpg").write_bytes(b"not an image")  # never opened
+    shutil.rmtree(tmp_path / "train" / "green")  # the class list comes from the checkpoint, not this folder
+    evaluation = restored.build_eval_dataset()
+    assert len(evaluation) == 2 and restored.classes == ["blue", "green", "red"]
+    assert [label for _, label in evaluation] == [0, 2]
+    with pytest.raises(ValueError, match="class list"):
+        make_task(model=TINY, data={"root": str(tmp_path)}).num_classes  # noqa: B018 (nothing restored, nothing built)

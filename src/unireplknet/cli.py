@@ -165,7 +165,10 @@ def _load_model(
     task_obj = build_task(cfg)
     if info.get("task_state"):
         task_obj.load_state_dict(info["task_state"])
-    dataset = task_obj.build_datasets()[1] if need_data or not info.get("task_state") else None
+    if not info.get("task_state"):  # a file from elsewhere: the data tells the class list and input statistics
+        dataset = task_obj.build_datasets()[1]
+    else:
+        dataset = task_obj.build_eval_dataset() if need_data else None
     model = task_obj.build_model()
     load_checkpoint(model, weights, structure="file")
     return task_obj, model.eval(), dataset

@@ -124,6 +124,12 @@ class Task(abc.ABC):
     def build_datasets(self) -> tuple[Dataset, Dataset]:
         """(train, evaluation) datasets whose items are ``(input map (C, H, W), target)``."""
 
+    def build_eval_dataset(self) -> Dataset:
+        """The evaluation dataset alone (``unireplknet eval``). Called after :meth:`load_state_dict` has restored
+        a checkpoint's task state; tasks whose evaluation data does not depend on the training data build it
+        without reading the training set. Default: the evaluation half of :meth:`build_datasets`."""
+        return self.build_datasets()[1]
+
     def build_test_dataset(self) -> Dataset | None:
         """A held-out test dataset that the end-of-run evaluation reports on, when it is not the evaluation
         dataset of :meth:`build_datasets` (which scores every epoch and picks ``best.safetensors``), or None

@@ -237,6 +237,19 @@ class ClassifyTask(ClassificationTask):
                 evaluation = torch.utils.data.Subset(evaluation, indices)
         return train, evaluation
 
+    def build_eval_dataset(self) -> Dataset:
+        """An image folder's evaluation split alone, with the checkpoint's class list (an ImageNet-sized training
+        folder is not scanned); other datasets as :meth:`build_datasets`."""
+        if self.kind != "folder" or not self.classes:
+            return super().build_eval_dataset()
+        require_data(self.data, "root", what="a folder with train/ and val/ subfolders")
+        split = Path(self.data["root"]).expanduser() / self.data["eval_split"]
+        if not split.is_dir():
+            raise FileNotFoundError(f"image folder not found: {split}")
+        evaluation = ImageFolderDataset(split, self._pil_transform(False), classes=self.classes, mode=self._mode())
+        indices = self._subset(len(evaluation), "eval_subset")
+        return evaluation if indices is None else torch.utils.data.Subset(evaluation, indices)
+
     def build_test_dataset(self) -> Dataset | None:
         """Fashion-MNIST's 10,000 test images while training validates on held-out training images."""
         if self.kind != "fashion_mnist" or self.data["eval_split"] == "test":
