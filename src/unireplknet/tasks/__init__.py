@@ -17,6 +17,7 @@ BUILTIN_TASKS: dict[str, tuple[str, str | None]] = {
     "points": ("points", "points"),
     "audio": ("audio", "audio"),
     "forecast": ("forecast", "forecast"),
+    "grid_forecast": ("grid_forecast", "dense"),
     "segment": ("segment", "dense"),
     "detect": ("detect", "dense"),
 }

@@ -1,0 +1,236 @@
+"""``--task grid_forecast``: next-month forecasting of gridded global fields, the grid as the image.
+
+The bundled demo (``configs/grid_forecast_navy_winds.yaml``) forecasts the next month's U/V surface wind
+on the global 2.5 degree grid (73 x 144, Debian's ``ferret-datasets``) from the previous
+``grid.input_len`` months; see :mod:`unireplknet.modalities.gridded` for the data, the anomaly
+normalisation and the time split. The network is an ``segmentation_models_pytorch`` FPN (``grid.head``)
+whose encoder is the unchanged backbone named by ``model.name`` through timm: a UniRepLKNet variant (the
+``model`` section's depths / dims / kernel_sizes apply) or any timm ConvNet (e.g. ``resnet18``, the same
+decoder and input, for a same-input baseline). The map is padded to a multiple of 32 before the encoder:
+circularly in longitude (the globe wraps around), with zeros (= climatology) beyond the poles, and the
+output is cropped back to the grid.
+
+Loss: MSE of the normalised anomalies. Metrics, in the data's units (m/s): MSE and MAE overall and per
+variable, and the anomaly correlation (uncentred, against the training climatology) per variable, mean over
+forecasts. Validation (``data.eval_split: val``) picks ``best.safetensors``; the end-of-run report scores
+the test years. ``predict`` reads a file of the same format and forecasts the month after its last one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import segmentation_models_pytorch as smp
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+from ..modalities import gridded as G
+from ..model import VARIANTS
+from .base import BACKBONE_KWARGS, Metrics, Task, model_kwargs, register_task
+
+__all__ = ["GridForecastTask", "GridForecaster", "GridForecastMetrics"]
+
+HEADS = {"fpn": smp.FPN, "unet": smp.Unet}
+
+
+class GridForecaster(nn.Module):
+    """``(N, C, H, W)`` map -> ``(N, V, H, W)`` forecast: pad (circular in W, zeros in H) to ``multiple``,
+    run the smp network, crop back."""
+
+    def __init__(self, net: nn.Module, multiple: int = 32) -> None:
+        super().__init__()
+        self.net = net
+        self.multiple = multiple
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        pad_w, pad_h = -w % self.multiple, -h % self.multiple
+        left, top = pad_w // 2, pad_h // 2
+        if pad_w:
+            x = F.pad(x, (left, pad_w - left, 0, 0), mode="circular")
+        if pad_h:
+            x = F.pad(x, (0, 0, top, pad_h - top))
+        return self.net(x)[..., top : top + h, left : left + w]
+
+
+class GridForecastMetrics(Metrics):
+    """MSE / MAE (in the data's units: the normalised errors times ``anomaly_std``) and the anomaly
+    correlation, overall and per variable."""
+
+    def __init__(self, variables: Sequence[str], anomaly_std: Sequence[float]) -> None:
+        self.variables = list(variables)
+        self.scale = torch.tensor(anomaly_std, dtype=torch.float64)
+        # rows: variables; columns: squared-error sum, absolute-error sum, values, ACC sum, forecasts
+        self.sums = torch.zeros(len(self.variables), 5, dtype=torch.float64)
+
+    def update(self, outputs: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor | None = None) -> None:
+        outputs, targets = outputs.detach().double().cpu(), targets.double().cpu()
+        error = (outputs - targets) * self.scale.view(1, -1, 1, 1)
+        acc = G.anomaly_correlation(outputs, targets)  # (N, V); scale-free
+        n, _, h, w = error.shape
+        self.sums[:, 0] += error.pow(2).sum((0, 2, 3))
+        self.sums[:, 1] += error.abs().sum((0, 2, 3))
+        self.sums[:, 2] += n * h * w
+        self.sums[:, 3] += acc.sum(0)
+        self.sums[:, 4] += n
+
+    def compute(self) -> dict[str, float]:
+        sse, sae, count, acc, forecasts = self.sums.T
+        if not count.sum():
+            return {}
+        result = {
+            "mse": float(sse.sum() / count.sum()),
+            "mae": float(sae.sum() / count.sum()),
+            "acc": float((acc / forecasts).mean()),
+        }
+        for i, name in enumerate(self.variables):
+            result |= {f"mse/{name}": float(sse[i] / count[i]), f"mae/{name}": float(sae[i] / count[i])}
+            result[f"acc/{name}"] = float(acc[i] / forecasts[i])
+        return result
+
+    def state_tensors(self) -> list[torch.Tensor]:
+        return [self.sums]
+
+
+@register_task
+class GridForecastTask(Task):
+    """Forecast the next month of gridded fields (see the module docstring)."""
+
+    name = "grid_forecast"
+    primary_metric = "mse"
+    higher_is_better = False
+    default_config: dict[str, Any] = {
+        "model": {"name": "unireplknet_a"},
+        "grid": {
+            "input_len": 2,  # past months per forecast
+            "head": "fpn",  # fpn | unet (segmentation_models_pytorch decoders)
+            "decoder_channels": 64,  # fpn: pyramid and segmentation channels
+        },
+        "data": {
+            "dataset": "navy_winds",
+            "root": None,  # folder of monthly_navy_winds.cdf (default: Debian's ferret-datasets location)
+            "val_start": "1990-01",  # first validation target month; training targets are the months before
+            "test_start": "1991-01",  # first test target month
+            "eval_split": "val",  # val | test
+        },
+        "predict": {"output_dir": None},
+    }
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        super().__init__(cfg)
+        self.data, self.grid = cfg["data"], cfg["grid"]
+        if self.data["dataset"] != "navy_winds":
+            raise ValueError(f"data.dataset must be 'navy_winds', got {self.data['dataset']!r}")
+        if self.data["eval_split"] not in ("val", "test"):
+            raise ValueError(f"data.eval_split must be 'val' or 'test', got {self.data['eval_split']!r}")
+        if self.grid["head"] not in HEADS:
+            raise ValueError(f"grid.head must be one of {', '.join(HEADS)}, got {self.grid['head']!r}")
+        if int(self.grid["input_len"]) < 1:
+            raise ValueError(f"grid.input_len must be >= 1, got {self.grid['input_len']}")
+        self.variables: list[str] = []
+        self.anomaly_std: list[float] = []
+        self.in_chans: int | None = None
+        self._windows: dict[str, G.GridWindows] = {}
+
+    # -- data -----------------------------------------------------------------------------------
+    def _build_splits(self) -> None:
+        fields = G.read_navy_winds(G.find_navy_winds(self.data["root"]))
+        length = int(self.grid["input_len"])
+        splits = G.month_splits(fields.months, self.data["val_start"], self.data["test_start"], length)
+        scaler = G.AnomalyScaler(fields, train_end=int(splits["val"][0]))
+        self._windows = {name: G.GridWindows(fields, scaler, targets, length) for name, targets in splits.items()}
+        self.variables, self.anomaly_std = list(fields.variables), scaler.anomaly_std.tolist()
+        self.in_chans = self._windows["train"].in_chans
+
+    def build_datasets(self) -> tuple[Dataset, Dataset]:
+        self._build_splits()
+        return self._windows["train"], self._windows[self.data["eval_split"]]
+
+    def build_test_dataset(self) -> Dataset | None:
+        """The test years for the end-of-run report while validation picks ``best.safetensors``."""
+        return self._windows["test"] if self.data["eval_split"] == "val" else None
+
+    # -- model ----------------------------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        if self.in_chans is None:
+            raise ValueError("the grid_forecast model's input channels are unknown: build the datasets first")
+        m = self.cfg["model"]
+        if m["name"] in VARIANTS:
+            backbone_kwargs = model_kwargs(m, BACKBONE_KWARGS)
+        else:  # a timm model: our architecture keywords do not apply
+            backbone_kwargs = {"drop_path_rate": m["drop_path_rate"]} if m.get("drop_path_rate") else {}
+            ours = [k for k in ("depths", "dims", "kernel_sizes") if m.get(k) is not None]
+            if ours:
+                raise ValueError(f"model.{ours[0]} applies to UniRepLKNet variants only, not to {m['name']}")
+        decoder = {"decoder_pyramid_channels": self.grid["decoder_channels"],
+                   "decoder_segmentation_channels": self.grid["decoder_channels"]}  # fmt: skip
+        if self.grid["head"] == "unet":
+            decoder = {}
+        net = HEADS[self.grid["head"]](
+            encoder_name=f"tu-{m['name']}",
+            encoder_weights=None,
+            in_channels=self.in_chans,
+            classes=len(self.variables),
+            **decoder,
+            **backbone_kwargs,
+        )
+        # a zero output layer forecasts a zero anomaly: training starts at the climatology forecast
+        nn.init.zeros_(net.segmentation_head[0].weight)
+        nn.init.zeros_(net.segmentation_head[0].bias)
+        return GridForecaster(net)
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor, train: bool) -> torch.Tensor:
+        return F.mse_loss(outputs, targets)
+
+    def new_metrics(self) -> Metrics:
+        return GridForecastMetrics(self.variables, self.anomaly_std)
+
+    # -- state ----------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"variables": self.variables, "anomaly_std": self.anomaly_std, "in_chans": self.in_chans}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.variables, self.anomaly_std = list(state["variables"]), list(state["anomaly_std"])
+        self.in_chans = int(state["in_chans"])
+
+    # -- outputs --------------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, model: nn.Module, paths: Sequence[Path], top_k: int = 5) -> list[dict[str, Any]]:
+        """Forecast the month after the last one of each file (same format as the training data), with the
+        training years' climatology (read from ``data.root``'s file: the checkpoint does not carry the
+        12 climatology maps); with ``predict.output_dir`` also writes ``<stem>_forecast.npy (V, H, W)``."""
+        length = int(self.grid["input_len"])
+        train_fields = G.read_navy_winds(G.find_navy_winds(self.data["root"]))
+        train_end = int(
+            G.month_splits(train_fields.months, self.data["val_start"], self.data["test_start"], length)["val"][0]
+        )
+        scaler = G.AnomalyScaler(train_fields, train_end)
+        device = next(model.parameters()).device
+        model.eval()
+        results = []
+        for path in paths:
+            fields = G.read_navy_winds(path)
+            if len(fields.months) < length:
+                raise ValueError(f"{path}: needs at least {length} months to forecast from, has {len(fields.months)}")
+            nxt = fields.months[-1] + 1
+            extended = G.MonthlyFields(
+                np.concatenate([fields.values, fields.values[-1:]]), np.append(fields.months, nxt),
+                fields.lat, fields.lon, fields.variables,
+            )  # fmt: skip
+            x, _ = G.GridWindows(extended, scaler, [len(fields.months)], length)[0]
+            anomaly = model(x.unsqueeze(0).to(device))[0].cpu().numpy() * scaler.anomaly_std[:, None, None]
+            forecast = anomaly + scaler.clim[int(nxt.astype(int)) % 12]
+            result = {"path": str(path), "month": str(nxt), "variables": list(fields.variables),
+                      "mean": forecast.mean((1, 2)).round(4).tolist()}  # fmt: skip
+            if out_dir := self.cfg.get("predict", {}).get("output_dir"):
+                out = Path(out_dir) / f"{Path(path).stem}_forecast.npy"
+                out.parent.mkdir(parents=True, exist_ok=True)
+                np.save(out, forecast.astype(np.float32))
+                result["output"] = str(out)
+            results.append(result)
+        return results
