@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # Real data that ships with Debian: Fashion-MNIST (the default training run), sound samples
-# (audio demo) and CGAL's meshes (point-cloud demo).
-DEBIAN_DATA="dataset-fashion-mnist sonic-pi-samples hydrogen-data libcgal-demo"
+# (audio demo), CGAL's meshes (point-cloud demo) and Ferret's monthly global winds (grid forecasting demo).
+DEBIAN_DATA="dataset-fashion-mnist sonic-pi-samples hydrogen-data libcgal-demo ferret-datasets"
 if command -v apt-get >/dev/null 2>&1; then
   if ! dpkg -s $DEBIAN_DATA >/dev/null 2>&1; then
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
