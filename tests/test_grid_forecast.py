@@ -240,3 +240,25 @@ def test_task_refuses_our_keywords_on_a_timm_encoder(tmp_path: Path) -> None:
         ],  # fmt: skip
     )
     assert result.exit_code == 2 and "UniRepLKNet variants only" in result.output
+
+
+def test_linear_skip_starts_the_model_at_the_per_point_least_squares_forecast(tmp_path: Path) -> None:
+    from unireplknet.config import resolve_config
+    from unireplknet.tasks.grid_forecast import GridForecastTask
+
+    write_navy_winds(tmp_path / G.NAVY_WINDS_FILE, lat=20, lon=48)
+    overrides = {
+        "model": {"depths": [1, 1, 1, 1], "dims": [8, 16, 32, 64], "kernel_sizes": [[3], [5], [5], [3]]},
+        "grid": {"decoder_channels": 32, "input_len": 2},
+        "data": {"root": str(tmp_path), "val_start": "1984-01", "test_start": "1984-07"},
+    }
+    task = GridForecastTask(resolve_config(GridForecastTask.default_config, {"task": "grid_forecast"}, overrides))
+    train, val = task.build_datasets()
+    model = task.build_model().eval()
+    x_train, y_train = (torch.stack(items) for items in zip(*(train[i] for i in range(len(train))), strict=True))
+    x_val, _ = (torch.stack(items) for items in zip(*(val[i] for i in range(len(val))), strict=True))
+    coef = G.per_point_linear_fit(x_train[:, :4].numpy(), y_train.numpy(), ridge=1e-3)
+    expected = G.per_point_linear_predict(coef, x_val[:, :4].numpy())
+    with torch.no_grad():
+        np.testing.assert_allclose(model(x_val).numpy(), expected, atol=1e-4)
+    assert not any(p is model.skip for p in model.parameters())  # a buffer: frozen, saved with the weights

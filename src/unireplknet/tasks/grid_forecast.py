@@ -40,22 +40,44 @@ HEADS = {"fpn": smp.FPN, "unet": smp.Unet}
 
 class GridForecaster(nn.Module):
     """``(N, C, H, W)`` map -> ``(N, V, H, W)`` forecast: pad (circular in W, zeros in H) to ``multiple``,
-    run the smp network, crop back."""
+    run the smp network, crop back.
 
-    def __init__(self, net: nn.Module, multiple: int = 32) -> None:
+    With ``skip_features = F``, the forecast is the network's output plus a per-grid-point linear map of
+    the first ``F`` input channels (the past anomalies): the buffer ``skip (V, H, W, F + 1)`` (last:
+    intercept), set by :meth:`fit_skip` to the least-squares fit on the training windows and not trained,
+    so the network only learns a correction to the per-point linear forecaster. The FPN decodes at stride
+    4; this full-resolution path keeps what is local to one grid point.
+    """
+
+    def __init__(
+        self, net: nn.Module, multiple: int = 32, skip_features: int = 0, grid: tuple[int, int] = (0, 0)
+    ) -> None:
         super().__init__()
         self.net = net
         self.multiple = multiple
+        self.skip_features = skip_features
+        if skip_features:
+            outputs = net.segmentation_head[0].out_channels
+            self.register_buffer("skip", torch.zeros(outputs, *grid, skip_features + 1))
+
+    @torch.no_grad()
+    def fit_skip(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Least-squares per-point skip from training inputs ``x (N, C, H, W)`` and targets ``y (N, V, H, W)``."""
+        coef = G.per_point_linear_fit(x[:, : self.skip_features].numpy(), y.numpy(), ridge=1e-3)
+        self.skip.copy_(torch.from_numpy(coef))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         pad_w, pad_h = -w % self.multiple, -h % self.multiple
         left, top = pad_w // 2, pad_h // 2
-        if pad_w:
-            x = F.pad(x, (left, pad_w - left, 0, 0), mode="circular")
+        padded = F.pad(x, (left, pad_w - left, 0, 0), mode="circular") if pad_w else x
         if pad_h:
-            x = F.pad(x, (0, 0, top, pad_h - top))
-        return self.net(x)[..., top : top + h, left : left + w]
+            padded = F.pad(padded, (0, 0, top, pad_h - top))
+        out = self.net(padded)[..., top : top + h, left : left + w]
+        if self.skip_features:
+            weight, bias = self.skip[..., :-1], self.skip[..., -1]
+            out = out + torch.einsum("vhwf,nfhw->nvhw", weight, x[:, : self.skip_features]) + bias
+        return out
 
 
 class GridForecastMetrics(Metrics):
@@ -110,6 +132,7 @@ class GridForecastTask(Task):
             "input_len": 2,  # past months per forecast
             "head": "fpn",  # fpn | unet (segmentation_models_pytorch decoders)
             "decoder_channels": 64,  # fpn: pyramid and segmentation channels
+            "linear_skip": True,  # add the per-point least-squares forecast of the past anomalies (frozen)
         },
         "data": {
             "dataset": "navy_winds",
@@ -135,6 +158,7 @@ class GridForecastTask(Task):
         self.variables: list[str] = []
         self.anomaly_std: list[float] = []
         self.in_chans: int | None = None
+        self.grid_shape: list[int] = [0, 0]
         self._windows: dict[str, G.GridWindows] = {}
 
     # -- data -----------------------------------------------------------------------------------
@@ -146,6 +170,7 @@ class GridForecastTask(Task):
         self._windows = {name: G.GridWindows(fields, scaler, targets, length) for name, targets in splits.items()}
         self.variables, self.anomaly_std = list(fields.variables), scaler.anomaly_std.tolist()
         self.in_chans = self._windows["train"].in_chans
+        self.grid_shape = [len(fields.lat), len(fields.lon)]
 
     def build_datasets(self) -> tuple[Dataset, Dataset]:
         self._build_splits()
@@ -179,10 +204,17 @@ class GridForecastTask(Task):
             **decoder,
             **backbone_kwargs,
         )
-        # a zero output layer forecasts a zero anomaly: training starts at the climatology forecast
+        # a zero output layer: training starts at the climatology (or, with the skip, the linear) forecast
         nn.init.zeros_(net.segmentation_head[0].weight)
         nn.init.zeros_(net.segmentation_head[0].bias)
-        return GridForecaster(net)
+        skip = len(self.variables) * int(self.grid["input_len"]) if self.grid["linear_skip"] else 0
+        model = GridForecaster(net, skip_features=skip, grid=tuple(self.grid_shape))
+        # only when training built the datasets: evaluation and prediction load the fitted skip instead
+        if skip and "train" in self._windows:
+            train = self._windows["train"]
+            inputs, targets = zip(*(train[i] for i in range(len(train))), strict=True)
+            model.fit_skip(torch.stack(inputs), torch.stack(targets))
+        return model
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor, train: bool) -> torch.Tensor:
         return F.mse_loss(outputs, targets)
@@ -192,11 +224,17 @@ class GridForecastTask(Task):
 
     # -- state ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"variables": self.variables, "anomaly_std": self.anomaly_std, "in_chans": self.in_chans}
+        return {
+            "variables": self.variables,
+            "anomaly_std": self.anomaly_std,
+            "in_chans": self.in_chans,
+            "grid_shape": self.grid_shape,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.variables, self.anomaly_std = list(state["variables"]), list(state["anomaly_std"])
         self.in_chans = int(state["in_chans"])
+        self.grid_shape = [int(n) for n in state["grid_shape"]]
 
     # -- outputs --------------------------------------------------------------------------------
     @torch.no_grad()
