@@ -15,7 +15,6 @@ import json
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from unireplknet.analysis import erf
@@ -25,19 +24,21 @@ from unireplknet.engine.state import load_weights, read_weights
 
 
 class LastStage(nn.Module):
-    """``forward_features``: the encoder's last map of a :class:`GridForecaster`, padded as it pads."""
+    """``forward_features``: the encoder's last map inside a :class:`GridForecaster`'s own forward pass (so
+    the input is padded exactly as the forecaster pads it)."""
 
     def __init__(self, forecaster: nn.Module) -> None:
         super().__init__()
         self.forecaster = forecaster
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        multiple = self.forecaster.multiple
-        pad_w, pad_h = -w % multiple, -h % multiple
-        x = F.pad(x, (pad_w // 2, pad_w - pad_w // 2, 0, 0), mode="circular")
-        x = F.pad(x, (0, 0, pad_h // 2, pad_h - pad_h // 2))
-        return self.forecaster.net.encoder(x)[-1]
+        captured: list[torch.Tensor] = []
+        hook = self.forecaster.net.encoder.register_forward_hook(lambda _m, _i, out: captured.append(out[-1]))
+        try:
+            self.forecaster(x)
+        finally:
+            hook.remove()
+        return captured[0]
 
 
 def main() -> None:
