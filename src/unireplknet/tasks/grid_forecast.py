@@ -29,10 +29,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+from ..metrics import Metrics
 from ..modalities.forecast import grid as G
-from ..model import VARIANTS
 from ..models.grid_forecast import GridForecaster
-from .base import BACKBONE_KWARGS, Metrics, Task, model_kwargs, register_task
+from ..variants import VARIANTS
+from .base import BACKBONE_KWARGS, Task, model_kwargs, register_task
 
 __all__ = ["GridForecastTask", "GridForecastMetrics"]
 
