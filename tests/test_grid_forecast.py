@@ -162,7 +162,7 @@ TINY = [
     "model.depths=[1,1,1,1]",
     "model.dims=[8,16,32,64]",
     "model.kernel_sizes=[[3],[5],[5],[3]]",
-    "grid.decoder_channels=32",
+    "model.decoder_channels=32",
     "data.val_start=1984-01",
     "data.test_start=1984-07",
     "data.batch_size=8",
@@ -208,7 +208,7 @@ def test_task_trains_evaluates_and_predicts(tmp_path: Path) -> None:
             str(tmp_path / "recent.cdf"),
             "--json",
             "--set",
-            f"predict.output_dir={tmp_path / 'out'}",
+            f"predict.out_dir={tmp_path / 'out'}",
         ],  # fmt: skip
         catch_exceptions=False,
     )
@@ -249,11 +249,15 @@ def test_linear_skip_starts_the_model_at_the_per_point_least_squares_forecast(tm
 
     write_navy_winds(tmp_path / NAVY_WINDS_FILE, lat=20, lon=48)
     overrides = {
-        "model": {"depths": [1, 1, 1, 1], "dims": [8, 16, 32, 64], "kernel_sizes": [[3], [5], [5], [3]]},
-        "grid": {"decoder_channels": 32, "input_len": 2},
-        "data": {"root": str(tmp_path), "val_start": "1984-01", "test_start": "1984-07"},
+        "model": {
+            "depths": [1, 1, 1, 1],
+            "dims": [8, 16, 32, 64],
+            "kernel_sizes": [[3], [5], [5], [3]],
+            "decoder_channels": 32,
+        },
+        "data": {"root": str(tmp_path), "val_start": "1984-01", "test_start": "1984-07", "input_len": 2},
     }
-    task = GridForecastTask(resolve_config(GridForecastTask.default_config, {"task": "grid_forecast"}, overrides))
+    task = GridForecastTask(resolve_config(GridForecastTask.config_schema, {"task": "grid_forecast"}, overrides))
     train, val = task.build_datasets()
     model = task.build_model().eval()
     x_train, y_train = (torch.stack(items) for items in zip(*(train[i] for i in range(len(train))), strict=True))

@@ -242,7 +242,11 @@ MOVED_KEYS: dict[str, str] = {
     "forecast.linear_skip": "model.linear_skip",
     "forecast.skip_init": "model.skip_init",
     "forecast.freeze_skip": "model.freeze_skip",
-    "predict.output_dir": "predict.out_dir",  # forecast
+    "grid.input_len": "data.input_len",  # grid_forecast
+    "grid.head": "model.head",
+    "grid.decoder_channels": "model.decoder_channels",
+    "grid.linear_skip": "model.linear_skip",
+    "predict.output_dir": "predict.out_dir",  # forecast, grid_forecast
 }
 
 

@@ -2,8 +2,8 @@
 
 The bundled demo (``configs/grid_forecast_navy_winds.yaml``) forecasts the next month's U/V surface wind
 on the global 2.5 degree grid (73 x 144, Debian's ``ferret-datasets``) from the previous
-``grid.input_len`` months; see :mod:`unireplknet.modalities.gridded` for the data, the anomaly
-normalisation and the time split. The network is an ``segmentation_models_pytorch`` FPN (``grid.head``)
+``data.input_len`` months; see :mod:`unireplknet.modalities.forecast.grid` for the data, the anomaly
+normalisation and the time split. The network is an ``segmentation_models_pytorch`` FPN (``model.head``)
 whose encoder is the unchanged backbone named by ``model.name`` through timm: a UniRepLKNet variant (the
 ``model`` section's depths / dims / kernel_sizes apply) or any timm ConvNet (e.g. ``resnet18``, the same
 decoder and input, for a same-input baseline). The map is padded to a multiple of 32 before the encoder:
@@ -19,8 +19,9 @@ the test years. ``predict`` reads a file of the same format and forecasts the mo
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import segmentation_models_pytorch as smp
@@ -29,15 +30,57 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+from ..config import Check, DataConfig, ModelConfig, PositiveInt, RunConfig
 from ..metrics import Metrics
 from ..modalities.forecast import grid as G
 from ..models.grid_forecast import GridForecaster
 from ..variants import VARIANTS
 from .base import BACKBONE_KWARGS, Task, model_kwargs, register_task
 
-__all__ = ["GridForecastTask", "GridForecastMetrics"]
+__all__ = ["GridForecastTask", "GridForecastConfig", "GridForecastMetrics"]
 
 HEADS = {"fpn": smp.FPN, "unet": smp.Unet}
+
+
+def _is_month(text: str) -> bool:
+    try:
+        np.datetime64(text, "M")
+    except ValueError:
+        return False
+    return True
+
+
+Month = Annotated[str, Check(_is_month, 'a month as "YYYY-MM" (quoted in YAML)')]
+
+
+@dataclass
+class GridForecastModel(ModelConfig):
+    head: Literal["fpn", "unet"] = "fpn"  # segmentation_models_pytorch decoders
+    decoder_channels: PositiveInt = 64  # fpn: pyramid and segmentation channels
+    linear_skip: bool = True  # add the per-point least-squares forecast of the past anomalies (frozen)
+
+
+@dataclass
+class GridForecastData(DataConfig):
+    dataset: Literal["navy_winds"] = "navy_winds"
+    # root: folder of monthly_navy_winds.cdf (null: Debian's ferret-datasets location)
+    input_len: PositiveInt = 2  # past months per forecast
+    val_start: Month = "1990-01"  # first validation target month; training targets are the months before
+    test_start: Month = "1991-01"  # first test target month
+    eval_split: Literal["val", "test"] = "val"
+
+
+@dataclass
+class GridForecastPredict:
+    out_dir: str | None = None  # also write each forecast (V, H, W) as <file stem>_forecast.npy here
+
+
+@dataclass
+class GridForecastConfig(RunConfig):
+    task: str = "grid_forecast"
+    model: GridForecastModel = field(default_factory=GridForecastModel)
+    data: GridForecastData = field(default_factory=GridForecastData)
+    predict: GridForecastPredict = field(default_factory=GridForecastPredict)
 
 
 class GridForecastMetrics(Metrics):
@@ -86,35 +129,11 @@ class GridForecastTask(Task):
     name = "grid_forecast"
     primary_metric = "mse"
     higher_is_better = False
-    default_config: dict[str, Any] = {
-        "model": {"name": "unireplknet_a"},
-        "grid": {
-            "input_len": 2,  # past months per forecast
-            "head": "fpn",  # fpn | unet (segmentation_models_pytorch decoders)
-            "decoder_channels": 64,  # fpn: pyramid and segmentation channels
-            "linear_skip": True,  # add the per-point least-squares forecast of the past anomalies (frozen)
-        },
-        "data": {
-            "dataset": "navy_winds",
-            "root": None,  # folder of monthly_navy_winds.cdf (default: Debian's ferret-datasets location)
-            "val_start": "1990-01",  # first validation target month; training targets are the months before
-            "test_start": "1991-01",  # first test target month
-            "eval_split": "val",  # val | test
-        },
-        "predict": {"output_dir": None},
-    }
+    config_schema = GridForecastConfig
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         super().__init__(cfg)
-        self.data, self.grid = cfg["data"], cfg["grid"]
-        if self.data["dataset"] != "navy_winds":
-            raise ValueError(f"data.dataset must be 'navy_winds', got {self.data['dataset']!r}")
-        if self.data["eval_split"] not in ("val", "test"):
-            raise ValueError(f"data.eval_split must be 'val' or 'test', got {self.data['eval_split']!r}")
-        if self.grid["head"] not in HEADS:
-            raise ValueError(f"grid.head must be one of {', '.join(HEADS)}, got {self.grid['head']!r}")
-        if int(self.grid["input_len"]) < 1:
-            raise ValueError(f"grid.input_len must be >= 1, got {self.grid['input_len']}")
+        self.data = cfg["data"]
         self.variables: list[str] = []
         self.anomaly_std: list[float] = []
         self.in_chans: int | None = None
@@ -124,7 +143,7 @@ class GridForecastTask(Task):
     # -- data -----------------------------------------------------------------------------------
     def _build_splits(self) -> None:
         fields = G.read_navy_winds(G.find_navy_winds(self.data["root"]))
-        length = int(self.grid["input_len"])
+        length = int(self.data["input_len"])
         splits = G.month_splits(fields.months, self.data["val_start"], self.data["test_start"], length)
         scaler = G.AnomalyScaler(fields, train_end=int(splits["val"][0]))
         self._windows = {name: G.GridWindows(fields, scaler, targets, length) for name, targets in splits.items()}
@@ -152,11 +171,11 @@ class GridForecastTask(Task):
             ours = [k for k in ("depths", "dims", "kernel_sizes") if m.get(k) is not None]
             if ours:
                 raise ValueError(f"model.{ours[0]} applies to UniRepLKNet variants only, not to {m['name']}")
-        decoder = {"decoder_pyramid_channels": self.grid["decoder_channels"],
-                   "decoder_segmentation_channels": self.grid["decoder_channels"]}  # fmt: skip
-        if self.grid["head"] == "unet":
+        decoder = {"decoder_pyramid_channels": m["decoder_channels"],
+                   "decoder_segmentation_channels": m["decoder_channels"]}  # fmt: skip
+        if m["head"] == "unet":
             decoder = {}
-        net = HEADS[self.grid["head"]](
+        net = HEADS[m["head"]](
             encoder_name=f"tu-{m['name']}",
             encoder_weights=None,
             in_channels=self.in_chans,
@@ -167,7 +186,7 @@ class GridForecastTask(Task):
         # a zero output layer: training starts at the climatology (or, with the skip, the linear) forecast
         nn.init.zeros_(net.segmentation_head[0].weight)
         nn.init.zeros_(net.segmentation_head[0].bias)
-        skip = len(self.variables) * int(self.grid["input_len"]) if self.grid["linear_skip"] else 0
+        skip = len(self.variables) * int(self.data["input_len"]) if m["linear_skip"] else 0
         model = GridForecaster(net, skip_features=skip, grid=tuple(self.grid_shape))
         # only when training built the datasets: evaluation and prediction load the fitted skip instead
         if skip and "train" in self._windows:
@@ -201,7 +220,7 @@ class GridForecastTask(Task):
         """The last ``input_len`` months of a file in the training data's format as a ``(1, C, H, W)`` map for
         the month after them, normalised with the training years' climatology (read from ``data.root``'s
         file: the checkpoint does not carry the 12 climatology maps)."""
-        length = int(self.grid["input_len"])
+        length = int(self.data["input_len"])
         train_fields = G.read_navy_winds(G.find_navy_winds(self.data["root"]))
         splits = G.month_splits(train_fields.months, self.data["val_start"], self.data["test_start"], length)
         scaler = G.AnomalyScaler(train_fields, train_end=int(splits["val"][0]))
@@ -221,7 +240,7 @@ class GridForecastTask(Task):
         self, path: Path, outputs: torch.Tensor, *, inputs: Any, context: Any, model: nn.Module, top_k: int
     ) -> dict[str, Any]:
         """The forecast month and each variable's global mean (``top_k`` is unused); with
-        ``predict.output_dir`` the forecast ``(V, H, W)`` in the data's units goes to ``<stem>_forecast.npy``."""
+        ``predict.out_dir`` the forecast ``(V, H, W)`` in the data's units goes to ``<stem>_forecast.npy``."""
         variables, scaler, target = context
         anomaly = outputs[0].cpu().numpy() * scaler.anomaly_std[:, None, None]
         forecast = anomaly + scaler.clim[int(target.astype(int)) % 12]
@@ -230,7 +249,7 @@ class GridForecastTask(Task):
             "variables": variables.tolist(),
             "mean": forecast.mean((1, 2)).round(4).tolist(),
         }
-        if out_dir := self.cfg.get("predict", {}).get("output_dir"):
+        if out_dir := self.cfg["predict"]["out_dir"]:
             out = Path(out_dir) / f"{Path(path).stem}_forecast.npy"
             out.parent.mkdir(parents=True, exist_ok=True)
             np.save(out, forecast.astype(np.float32))
