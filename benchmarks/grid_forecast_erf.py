@@ -18,9 +18,10 @@ import torch
 from torch import nn
 
 from unireplknet.analysis import erf
-from unireplknet.config import load_yaml
+from unireplknet.config import load_yaml, resolve_config
 from unireplknet.engine import build_task
 from unireplknet.engine.state import load_weights, read_weights
+from unireplknet.tasks import get_task
 
 
 class LastStage(nn.Module):
@@ -49,9 +50,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     for run in args.runs:
-        cfg = load_yaml(run / "config.yaml")
-        if args.data is not None:
-            cfg["data"]["root"] = args.data
+        stored = load_yaml(run / "config.yaml")  # a run's config; older runs' moved keys are moved
+        root = {"data": {"root": args.data}} if args.data is not None else None
+        cfg = resolve_config(get_task(stored["task"]).config_schema, overrides=root, stored=stored)
         task = build_task(cfg)
         task.build_datasets()
         test = task.build_test_dataset()
