@@ -18,9 +18,10 @@ import torch
 from torch import nn
 
 from unireplknet.analysis import erf
+from unireplknet.checkpoint import load_checkpoint
 from unireplknet.config import load_yaml, resolve_config
 from unireplknet.engine import build_task
-from unireplknet.engine.state import load_weights, read_weights
+from unireplknet.engine.state import read_weights
 from unireplknet.tasks import get_task
 
 
@@ -58,7 +59,9 @@ def main() -> None:
         test = task.build_test_dataset()
         weights, info = read_weights(run / "best.safetensors")
         task.load_state_dict(info["task_state"])
-        model = load_weights(task.build_model(), weights).eval()
+        model = task.build_model()
+        load_checkpoint(model, weights, structure="file")
+        model.eval()
         scores, used, dropped = erf.accumulate_erf(LastStage(model), (test[i][0] for i in range(len(test))))
         kernels = cfg["model"].get("kernel_sizes")
         label = cfg["model"]["name"] + (f" {max(max(stage) for stage in kernels)}x" if kernels else "")
