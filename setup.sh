@@ -6,14 +6,34 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # Real data that ships with Debian: Fashion-MNIST (the default training run), sound samples
-# (audio demo), CGAL's meshes (point-cloud demo) and Ferret's monthly global winds (grid forecasting demo).
-DEBIAN_DATA="dataset-fashion-mnist sonic-pi-samples hydrogen-data libcgal-demo ferret-datasets"
+# (audio demo), CGAL's meshes (point-cloud demo), Ferret's monthly global winds (grid forecasting demo),
+# Sweet Home 3D's furniture models (furniture point clouds) and Tux Paint's spoken stamp descriptions
+# (spoken-language identification).
+DEBIAN_DATA="dataset-fashion-mnist sonic-pi-samples hydrogen-data libcgal-demo ferret-datasets sweethome3d-furniture tuxpaint-stamps-default"
+# Packages whose data is only unpacked (dpkg -x, no dependencies) into the cache folder that
+# unireplknet.data.sources looks in: installing r-cran-gstat (Irish station winds) would pull in R.
+DEBIAN_UNPACK="r-cran-gstat"
+DEBIAN_DIR="${UNIREPLKNET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/unireplknet}/debian"
 if command -v apt-get >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   if ! dpkg -s $DEBIAN_DATA >/dev/null 2>&1; then
-    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $DEBIAN_DATA >/dev/null; } \
+    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $DEBIAN_DATA >/dev/null; } \
       || echo "setup: could not install $DEBIAN_DATA with apt; pass --data DIR to the demos instead" >&2
   fi
+  for pkg in $DEBIAN_UNPACK; do
+    stamp="$DEBIAN_DIR/.$pkg.unpacked"
+    [ -f "$stamp" ] && continue
+    tmp="$(mktemp -d)"
+    # apt-get download needs package lists: refresh them once if the first try finds none.
+    if { (cd "$tmp" && apt-get download -qq "$pkg" 2>/dev/null) \
+         || { $SUDO apt-get update -qq && (cd "$tmp" && apt-get download -qq "$pkg" 2>/dev/null); }; } \
+       && mkdir -p "$DEBIAN_DIR" && dpkg -x "$tmp"/"$pkg"_*.deb "$DEBIAN_DIR"; then
+      touch "$stamp"
+    else
+      echo "setup: could not unpack $pkg into $DEBIAN_DIR; pass --data DIR to its demo instead" >&2
+    fi
+    rm -rf "$tmp"
+  done
 else
   echo "setup: no apt-get here; the demos need --data DIR (see README, 'Data')" >&2
 fi

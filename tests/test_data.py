@@ -96,3 +96,20 @@ def test_class_folders(tmp_path: Path) -> None:
     (tmp_path / "a_cat" / "0.png").write_bytes(b"garbage")
     with pytest.raises(ValueError, match=r"cannot read image .*0\.png"):
         ImageFolderDataset(tmp_path)[0]
+
+
+def test_debian_file_prefers_installed_then_unpacked_copy(tmp_path, monkeypatch):
+    from unireplknet.data.sources import debian_file
+
+    monkeypatch.setenv("UNIREPLKNET_CACHE", str(tmp_path / "cache"))
+    installed = tmp_path / "root" / "usr" / "share" / "pkg" / "data.bin"
+    absent = Path("/nonexistent-unireplknet-test/usr/share/pkg/data.bin")
+    unpacked = tmp_path / "cache" / "debian" / absent.relative_to("/")
+    with pytest.raises(ValueError, match=r"data\.bin of Debian's some-pkg .*setup\.sh.*dpkg -x"):
+        debian_file(absent, "some-pkg")
+    unpacked.parent.mkdir(parents=True)
+    unpacked.write_bytes(b"x")
+    assert debian_file(absent, "some-pkg") == unpacked
+    installed.parent.mkdir(parents=True)
+    installed.write_bytes(b"y")
+    assert debian_file(installed, "some-pkg") == installed

