@@ -168,3 +168,29 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path: Path, args: list[str], messa
 def test_bundled_images_are_all_readable_offline() -> None:
     names = [name for name, image in erf.bundled_images() if image.dtype == np.uint8 and image.ndim in (2, 3)]
     assert names == list(erf.BUNDLED_IMAGES)
+
+
+@pytest.mark.parametrize("name", ["resnet10t", "unireplknet_a"])
+def test_trained_classifier_file_loads_without_its_classifier(tmp_path: Path, name: str) -> None:
+    """A run's weights (one input channel, 7 classes) load for the ERF: the classifier is dropped, every other
+    tensor arrives; a file of another network is refused."""
+    import timm
+    from safetensors.torch import save_file
+
+    from unireplknet.checkpoint import CheckpointError
+
+    create = unireplknet.create_model if name.startswith("unireplknet") else timm.create_model
+    trained = create(name, num_classes=7, in_chans=1)
+    with torch.no_grad():
+        for p in trained.parameters():
+            p.normal_()
+    path = tmp_path / "best.safetensors"
+    save_file({k: v.contiguous() for k, v in trained.state_dict().items()}, str(path))
+    model = erf.build_erf_model(name, str(path), in_chans=1)
+    assert model.get_classifier() is None or not list(model.get_classifier().parameters())
+    loaded = model.state_dict()
+    expected = {k: v for k, v in trained.state_dict().items() if k in loaded}
+    assert set(loaded) == set(expected) and len(expected) >= len(trained.state_dict()) - 2
+    assert all(torch.equal(loaded[k], v) for k, v in expected.items())
+    with pytest.raises(CheckpointError):
+        erf.build_erf_model("resnet18" if name == "resnet10t" else "unireplknet_f", str(path), in_chans=1)

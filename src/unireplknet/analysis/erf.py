@@ -237,17 +237,30 @@ def folder_images(folder: Path, limit: int | None = None) -> Iterator[tuple[str,
 # -- models --------------------------------------------------------------------------------------
 def build_erf_model(name: str, checkpoint: str | None = None, **kwargs: Any) -> nn.Module:
     """A UniRepLKNet variant or any timm model by name, without classifier (random weights unless
-    ``checkpoint``: a file path or ``hf://`` reference; our variants read the authors' formats, timm models
-    timm's); ``kwargs`` go to ``create_model`` (e.g. ``layer_scale_init_value=1``)."""
+    ``checkpoint``: a file path or ``hf://`` reference); ``kwargs`` go to ``create_model`` (e.g.
+    ``layer_scale_init_value=1``, ``in_chans=1``).
+
+    A checkpoint goes through the package's one loading path (:func:`unireplknet.load_checkpoint`): the authors'
+    formats for our variants, a plain state dict or safetensors file (e.g. a run's ``best.safetensors`` of a
+    timm model) otherwise. The ERF does not use the classifier, so the file's classifier, of any size, is dropped
+    (and reported); every other tensor must fit.
+    """
     import timm
 
     import unireplknet
+    from unireplknet.checkpoint import load_checkpoint
 
-    if name in unireplknet.list_models():
-        return unireplknet.create_model(name, num_classes=0, checkpoint=checkpoint, **kwargs)
-    if not timm.list_models(name):
+    ours = name in unireplknet.list_models()
+    if not ours and not timm.list_models(name):
         raise ValueError(f"unknown model {name!r}: give a UniRepLKNet variant or a timm model name (timm.list_models)")
-    return timm.create_model(name, pretrained=False, num_classes=0, checkpoint_path=checkpoint or "", **kwargs)
+    create = unireplknet.create_model if ours else timm.create_model
+    if checkpoint is None:
+        return create(name, num_classes=0, **kwargs)
+    # Built with a classifier so that fine-tuning semantics can drop the file's whatever its size; then removed.
+    model = create(name, **kwargs)
+    load_checkpoint(model, checkpoint, finetune=True)
+    model.reset_classifier(0)
+    return model
 
 
 def model_input(model: nn.Module) -> tuple[int, tuple[float, ...], tuple[float, ...]]:
