@@ -506,3 +506,29 @@ def test_full_disk_during_training_is_one_line(tmp_path: Path, monkeypatch: pyte
     )  # fmt: skip
     one_error(result, "No space left on device", "last.safetensors", "free some space")
     assert not [p for p in (tmp_path / "runs" / "full").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_figures_are_written_atomically(tmp_path, monkeypatch):
+    """A report figure is rendered in memory and renamed into place: a failure while writing leaves the
+    previous file intact and no temporary file behind."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from unireplknet import files
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    path = files.atomic_save_figure(fig, tmp_path / "curves.png", dpi=50)
+    assert path.read_bytes().startswith(b"\x89PNG")
+    previous = path.read_bytes()
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(files.os, "fsync", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        files.atomic_save_figure(fig, path, dpi=80)
+    plt.close(fig)
+    assert path.read_bytes() == previous and sorted(p.name for p in tmp_path.iterdir()) == ["curves.png"]

@@ -92,6 +92,15 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def atomic_save_figure(fig: Any, path: str | os.PathLike, **savefig_kwargs: Any) -> Path:
+    """Render a matplotlib figure to PNG in memory and :func:`atomic_write_bytes` it (the figure is left open)."""
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", **savefig_kwargs)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
 def _is_temp_of(file: str, names: Iterable[str] | None) -> bool:
     if names is None:  # any temporary file of this package (the folder is the run's own)
         return file.startswith(".") and file.endswith(".tmp")

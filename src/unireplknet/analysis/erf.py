@@ -20,7 +20,6 @@ whole image (the authors' stops one step short and returns None).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,6 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from ..files import atomic_save_figure, atomic_write_bytes, atomic_write_text
 
 __all__ = [
     "THRESHOLDS",
@@ -168,24 +169,14 @@ def save_erf(result: ErfResult, scores: torch.Tensor, out_dir: Path, stem: str) 
     ax.set_xticks([])
     ax.set_yticks([])
     fig.tight_layout()
-    png, npy = io.BytesIO(), io.BytesIO()
-    fig.savefig(png, dpi=110, format="png")
+    atomic_save_figure(fig, paths["png"], dpi=110)
     plt.close(fig)
+    npy = io.BytesIO()
     np.save(npy, scores.numpy())
     result.files = {kind: str(path) for kind, path in paths.items()}
-    _write_atomic(paths["png"], png.getvalue())
-    _write_atomic(paths["npy"], npy.getvalue())
-    _write_atomic(paths["json"], (json.dumps(asdict(result), indent=2) + "\n").encode())
+    atomic_write_bytes(paths["npy"], npy.getvalue())
+    atomic_write_text(paths["json"], json.dumps(asdict(result), indent=2) + "\n")
     return result
-
-
-def _write_atomic(path: Path, payload: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_bytes(payload)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # -- images --------------------------------------------------------------------------------------

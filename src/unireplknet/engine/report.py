@@ -6,14 +6,13 @@ never as the bare ``NaN`` / ``Infinity`` that Python's ``json`` emits by default
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..files import atomic_write_bytes, atomic_write_text, to_json
+from ..files import atomic_save_figure, atomic_write_text, to_json
 
 __all__ = ["write_json", "append_jsonl", "read_jsonl", "truncate_jsonl", "plot_curves"]
 
@@ -70,7 +69,6 @@ def plot_curves(records: list[Mapping[str, Any]], path: Path, primary_metric: st
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    image = io.BytesIO()
-    fig.savefig(image, dpi=100, format="png")
+    path = atomic_save_figure(fig, path, dpi=100)
     plt.close(fig)
-    return atomic_write_bytes(path, image.getvalue())
+    return path

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checkpoint import load_checkpoint
+from ..files import atomic_save_figure, atomic_write_text
 from .base import ClassListTask, Metrics, model_kwargs
 
 __all__ = [
@@ -70,8 +71,9 @@ class ClassificationMetrics(Metrics):
         import matplotlib.pyplot as plt
 
         n = len(self.class_names)
-        (run_dir / "confusion_matrix.json").write_text(
-            json.dumps({"classes": self.class_names, "matrix": self.confusion.tolist()})
+        atomic_write_text(
+            run_dir / "confusion_matrix.json",
+            json.dumps({"classes": self.class_names, "matrix": self.confusion.tolist()}),
         )
         if n > 50:  # unreadable as a picture; the JSON has it
             return {"confusion_matrix": run_dir / "confusion_matrix.json"}
@@ -91,8 +93,7 @@ class ClassificationMetrics(Metrics):
         top1 = self.compute().get("top1", 0.0)
         ax.set_title(f"confusion matrix (top-1 {top1:.2f}%, {int(self.confusion.sum())} samples)")
         fig.tight_layout()
-        path = run_dir / "confusion_matrix.png"
-        fig.savefig(path, dpi=100)
+        path = atomic_save_figure(fig, run_dir / "confusion_matrix.png", dpi=100)
         plt.close(fig)
         return {"confusion_matrix": path}
 

@@ -53,6 +53,7 @@ from ..config import (
     Probability,
     RunConfig,
 )
+from ..files import atomic_save_figure
 from ..modalities import forecast as TS
 from ..model import create_model
 from ..models.forecast import UniRepLKNetForecaster
@@ -269,8 +270,7 @@ class ForecastTask(Task):
         axes[0, 0].legend(loc="upper left", fontsize=8)
         axes[-1, 0].set_xlabel("step")
         fig.tight_layout()
-        path = run_dir / "forecasts.png"
-        fig.savefig(path, dpi=100)
+        path = atomic_save_figure(fig, run_dir / "forecasts.png", dpi=100)
         plt.close(fig)
         return {"forecasts": path}
 
