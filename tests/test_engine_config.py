@@ -230,3 +230,17 @@ def test_data_paths_are_inside_data_root(tmp_path: Path) -> None:
     assert task.data_path("train") == tmp_path / "a" / "train.csv"
     assert task.data_path("val") == tmp_path / "v" and task.data_path("x") is None
     assert Paths({"data": {"root": None, "train": "t.csv"}}).data_path("train") == Path("t.csv")
+
+
+def test_train_checks_a_hand_built_config_like_a_file(tmp_path) -> None:
+    """``engine.train`` given a dict built by hand (not through resolve_config) checks it with the task's schema
+    before anything is written."""
+    from unireplknet.engine import train
+
+    with pytest.raises(ConfigError, match="config key 'task' is missing"):
+        train({"train": {"epochs": 1}})
+    with pytest.raises(ConfigError, match=r"'train\.epochs' must be an integer >= 1, got 2\.5"):
+        train({"task": "classify", "train": {"epochs": 2.5}, "output": {"dir": str(tmp_path / "runs")}})
+    with pytest.raises(ConfigError, match=r"data\.no_such_key"):
+        train({"task": "classify", "data": {"no_such_key": 1}, "output": {"dir": str(tmp_path / "runs")}})
+    assert not (tmp_path / "runs").exists()

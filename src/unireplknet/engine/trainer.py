@@ -32,6 +32,7 @@ import math
 import os
 import random
 import time
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..checkpoint import CheckpointError
-from ..config import dump_yaml
+from ..config import ConfigError, dump_yaml, validate
 from ..files import check_output_path, remove_stale_temp_files
 from ..reparam import reparameterize
 from ..tasks import Metrics, Task, get_task
@@ -674,6 +675,10 @@ def train(cfg: dict[str, Any], run_dir: str | os.PathLike | None = None, *, resu
         run_dir: the run folder (default: from ``cfg['output']``); with ``resume`` the folder to continue.
         resume: continue the run in ``run_dir`` from its last saved training state.
     """
+    if not isinstance(cfg, Mapping) or "task" not in cfg:
+        raise ConfigError("config key 'task' is missing: set 'task' to one of the tasks of 'unireplknet train --help'")
+    # A config built by hand (not through resolve_config) gets the same defaults and checks as a YAML file.
+    cfg = validate(get_task(cfg["task"]).config_schema, cfg)
     if resume and run_dir is not None and (Path(run_dir) / "summary.json").is_file():
         import json
 
