@@ -18,13 +18,8 @@ import time
 import torch
 
 from unireplknet.config import load_yaml, resolve_config
-from unireplknet.modalities.points import MeshPoses, cgal_meshes, shape_histogram
+from unireplknet.modalities.points import MeshPoses, cgal_meshes, histogram_features, nearest_neighbour_top1
 from unireplknet.tasks.points import PointsTask
-
-
-def features(dataset: MeshPoses) -> tuple[torch.Tensor, torch.Tensor]:
-    items = [dataset[i] for i in range(len(dataset))]
-    return torch.stack([shape_histogram(points) for points, _ in items]), torch.tensor([label for _, label in items])
 
 
 def main() -> None:
@@ -40,10 +35,7 @@ def main() -> None:
     start = time.perf_counter()
     test = MeshPoses(meshes, samples_per_class=c["test_samples_per_class"], seed=c["test_seed"], **common)
     reference = MeshPoses(meshes, samples_per_class=args.per_class, seed=c["test_seed"] + 1, **common)
-    test_x, test_y = features(test)
-    ref_x, ref_y = features(reference)
-    nearest = torch.cdist(test_x, ref_x, p=1).argmin(dim=1)
-    accuracy = 100.0 * float((ref_y[nearest] == test_y).float().mean())
+    accuracy = nearest_neighbour_top1(histogram_features(test), histogram_features(reference))
     result = {
         "baseline": "1-NN, L1 distance, shape histograms (D2 + radial)",
         "classes": len(meshes),

@@ -10,7 +10,12 @@ UniRepLKNet. Datasets (``data.dataset``):
 * ``scanobjectnn``: ``data.train`` / ``data.val`` ``.h5`` files (relative: inside ``data.root``);
 * ``mesh_folder``: ``data.train`` / ``data.val`` folders of ``<class>/<mesh or point file>`` (same);
 * ``cgal_poses``: the bundled real-mesh demo: which of Debian ``libcgal-demo``'s meshes is this, seen
-  in a new random 3-D pose and surface sampling (:class:`~unireplknet.modalities.points.demo.MeshPoses`).
+  in a new random 3-D pose and surface sampling (:class:`~unireplknet.modalities.points.demo.MeshPoses`);
+* ``furniture``: the bundled ModelNet-style demo: 11 classes of Sweet Home 3D furniture models (Debian's
+  ``sweethome3d-furniture``; ``data.root``: another folder of ``.sh3f`` catalogues), split by model into
+  train / validation / test, in random poses (:mod:`~unireplknet.modalities.points.furniture`).
+  ``data.eval_split`` picks the split scored every epoch (``val``, which picks ``best.safetensors``; the
+  end-of-run report then scores ``test``) or by ``eval`` (``test``).
 
 ``predict`` reads point files (``.txt``/``.xyz``/``.pts``/``.npy``) or meshes and, with
 ``predict.save_input`` (a folder), writes each file's three projected views side by side as a PNG.
@@ -38,6 +43,7 @@ from ..config import (
     RunConfig,
 )
 from ..data.folders import save_png
+from ..data.sources import FURNITURE_CATALOG_DIR, debian_file
 from ..modalities import points as P
 from ..models.points import PointCloudNet
 from .base import register_task, require_data
@@ -64,8 +70,22 @@ class CgalPosesConfig:
 
 
 @dataclass
+class FurnitureConfig:
+    classes: list[str] = field(default_factory=lambda: list(P.FURNITURE_CLASSES))
+    cache_dir: str | None = None  # for the sampled models (null: $UNIREPLKNET_CACHE or ~/.cache/unireplknet)
+    split_seed: NonNegativeInt = 0
+    val_fraction: Fraction = 0.2  # of each class's models
+    test_fraction: Fraction = 0.2
+    rotation: Literal["up", "so3"] = "up"  # the random pose: about the vertical axis, or any rotation
+    train_samples_per_model: PositiveInt = 4  # per epoch; each a fresh pose and sampling
+    eval_samples_per_model: PositiveInt = 4  # fixed poses per validation / test model
+    eval_seed: NonNegativeInt = 0
+
+
+@dataclass
 class PointsData(DataConfig):
-    dataset: Literal["modelnet40", "scanobjectnn", "mesh_folder", "cgal_poses"] = "modelnet40"
+    dataset: Literal["modelnet40", "scanobjectnn", "mesh_folder", "cgal_poses", "furniture"] = "modelnet40"
+    eval_split: Literal["val", "test"] = "val"  # furniture: the split scored by evaluation (others have no test)
     variant: Literal[10, 40] = 40  # modelnet40: ModelNet40 or ModelNet10 files (data.root)
     train: str | None = None  # scanobjectnn .h5 file or mesh_folder folder (relative: inside data.root)
     val: str | None = None
@@ -74,6 +94,7 @@ class PointsData(DataConfig):
     cache: bool = False  # keep each training cloud's sampled points in memory (augmentation still random)
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
     cgal_poses: CgalPosesConfig = field(default_factory=CgalPosesConfig)
+    furniture: FurnitureConfig = field(default_factory=FurnitureConfig)
 
 
 @dataclass
@@ -110,11 +131,14 @@ class PointsTask(ClassificationTask):
     def __init__(self, cfg: dict[str, Any]) -> None:
         super().__init__(cfg)
         self.data = cfg["data"]
+        self._test_set: Dataset | None = None  # furniture: the test split while validation picks the best weights
 
     # -- data -----------------------------------------------------------------------------------
     def build_datasets(self) -> tuple[Dataset, Dataset]:
         d, aug = self.data, self.cfg["aug"]
         kind = d["dataset"]
+        if d["eval_split"] == "test" and kind != "furniture":
+            raise ValueError(f"data.eval_split=test needs data.dataset=furniture ({kind} has no separate test split)")
         if aug is None:
             augment = P.PointAugment(rotation="none", scale=(1.0, 1.0), jitter=0.0)
         else:
@@ -139,6 +163,8 @@ class PointsTask(ClassificationTask):
                 val = P.MeshFolder(files["val"], **surface)
                 if val.classes != train.classes:
                     raise ValueError(f"train classes {train.classes} differ from validation classes {val.classes}")
+        elif kind == "furniture":
+            train, val = self.furniture_datasets(augment)
         else:
             self.bundled_dataset()
             c = d["cgal_poses"]
@@ -150,6 +176,46 @@ class PointsTask(ClassificationTask):
             val = P.MeshPoses(meshes, samples_per_class=c["test_samples_per_class"], seed=c["test_seed"], **common)
         self.set_classes(train.classes)
         return train, val
+
+    def furniture_splits(self) -> dict[str, tuple[list[torch.Tensor], list[int]]]:
+        """``{"train", "val", "test"}`` -> (each model's cached surface points, its class index), split by model."""
+        f = self.data["furniture"]
+        folder = self.data_path("root") or debian_file(FURNITURE_CATALOG_DIR, "sweethome3d-furniture")
+        models = P.furniture_models(folder, f["classes"])
+        splits = P.split_by_model(models, f["val_fraction"], f["test_fraction"], f["split_seed"])
+        return {
+            split: (
+                P.furniture_clouds(ms, self.data["num_points"], self.data["surface_points"], f["cache_dir"]),
+                [f["classes"].index(m.label) for m in ms],
+            )
+            for split, ms in splits.items()
+        }
+
+    def furniture_poses(
+        self, clouds: list[torch.Tensor], labels: list[int], samples_per_model: int, **kwargs
+    ) -> P.FurniturePoses:
+        """A split of the furniture demo as configured (``kwargs``: ``train``/``augment`` or ``seed``)."""
+        d, f = self.data, self.data["furniture"]
+        return P.FurniturePoses(
+            clouds, labels, f["classes"], samples_per_model=samples_per_model, num_points=d["num_points"],
+            rotation=f["rotation"], **kwargs,
+        )  # fmt: skip
+
+    def furniture_datasets(self, augment: P.PointAugment) -> tuple[Dataset, Dataset]:
+        """(training, evaluation) splits of the furniture demo; keeps the test split for the final report."""
+        f = self.data["furniture"]
+        splits = self.furniture_splits()
+        train = self.furniture_poses(*splits["train"], f["train_samples_per_model"], train=True, augment=augment)
+        evaluation = {
+            split: self.furniture_poses(*splits[split], f["eval_samples_per_model"], seed=f["eval_seed"])
+            for split in ("val", "test")
+        }
+        self._test_set = evaluation["test"] if self.data["eval_split"] == "val" else None
+        return train, evaluation[self.data["eval_split"]]
+
+    def build_test_dataset(self) -> Dataset | None:
+        """The furniture test split for the end-of-run report while validation picks ``best.safetensors``."""
+        return self._test_set
 
     # -- model ----------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:

@@ -19,17 +19,32 @@ Optionally (``align="pca"``) the projection first turns each cloud into its prin
 * :mod:`.projection`: points -> map;
 * :mod:`.datasets`: ModelNet40 (``modelnet40_normal_resampled``), ScanObjectNN (``.h5``, h5py imported
   when read), folders of mesh files (points sampled on the surface);
-* :mod:`.demo`: the real meshes of Debian's ``libcgal-demo`` for a pose-invariant recognition demo
-  (:class:`MeshPoses`; the archive: :mod:`unireplknet.data.sources`);
-* :mod:`.features`: the baseline's hand-made shape descriptor.
+* :mod:`.demo`: shapes in random poses (:class:`RandomPoses`) and the real meshes of Debian's
+  ``libcgal-demo`` for a pose-invariant recognition demo (:class:`MeshPoses`; the archive:
+  :mod:`unireplknet.data.sources`);
+* :mod:`.furniture`: Sweet Home 3D's furniture catalogues (Debian's ``sweethome3d-furniture``) as an
+  11-class ModelNet-style benchmark split by model (:class:`FurniturePoses`);
+* :mod:`.features`: the baselines' hand-made shape descriptor and nearest-neighbour classifier.
 """
 
 from __future__ import annotations
 
 from ...data.sources import CGAL_DATA_ARCHIVE, CGAL_DEMO_MESHES
 from .datasets import MeshFolder, ModelNet40, PointClouds, ScanObjectNN
-from .demo import MeshPoses, cgal_meshes
-from .features import shape_histogram
+from .demo import MeshPoses, RandomPoses, cgal_meshes
+from .features import histogram_features, nearest_neighbour_top1, shape_histogram
+from .furniture import (
+    FURNITURE_CLASS_RULES,
+    FURNITURE_CLASSES,
+    FURNITURE_EXCLUDED_NAMES,
+    FurnitureModel,
+    FurniturePoses,
+    furniture_class,
+    furniture_clouds,
+    furniture_models,
+    read_catalogue,
+    split_by_model,
+)
 from .io import MESH_EXTENSIONS, POINT_EXTENSIONS, load_mesh, load_points, mesh_points
 from .projection import OrthographicProjection, pca_align
 from .transforms import PointAugment, farthest_point_sample, normalize_unit_sphere, random_rotation
@@ -39,6 +54,15 @@ __all__ = [  # what the parts export, alphabetically
     "CGAL_DEMO_MESHES",
     "cgal_meshes",
     "farthest_point_sample",
+    "FURNITURE_CLASS_RULES",
+    "FURNITURE_CLASSES",
+    "FURNITURE_EXCLUDED_NAMES",
+    "furniture_class",
+    "furniture_clouds",
+    "furniture_models",
+    "FurnitureModel",
+    "FurniturePoses",
+    "histogram_features",
     "load_mesh",
     "load_points",
     "MESH_EXTENSIONS",
@@ -46,6 +70,7 @@ __all__ = [  # what the parts export, alphabetically
     "MeshFolder",
     "MeshPoses",
     "ModelNet40",
+    "nearest_neighbour_top1",
     "normalize_unit_sphere",
     "OrthographicProjection",
     "pca_align",
@@ -53,6 +78,9 @@ __all__ = [  # what the parts export, alphabetically
     "PointAugment",
     "PointClouds",
     "random_rotation",
+    "RandomPoses",
+    "read_catalogue",
     "ScanObjectNN",
     "shape_histogram",
+    "split_by_model",
 ]

@@ -15,7 +15,7 @@ from .datasets import PointClouds
 from .io import load_mesh, mesh_points
 from .transforms import farthest_point_sample, normalize_unit_sphere, random_rotation
 
-__all__ = ["cgal_meshes", "MeshPoses"]
+__all__ = ["cgal_meshes", "RandomPoses", "MeshPoses"]
 
 
 def cgal_meshes(
@@ -52,15 +52,52 @@ def cgal_meshes(
     return paths
 
 
-class MeshPoses(PointClouds):
-    """Which object is this? Each sample is a mesh seen in a random 3-D pose and surface sampling.
+class RandomPoses(PointClouds):
+    """Shapes seen in random 3-D poses: ``samples_per_shape`` items per shape, item ``i`` showing shape ``i % S``.
 
-    Item ``i`` shows mesh ``i % K`` (``K`` meshes): ``surface_points`` points sampled uniformly on its
-    surface, normalised, farthest-point sampled to ``num_points`` and rotated uniformly over SO(3),
-    plus the usual ``augment`` in training. Training draws a fresh pose and sampling on every access;
-    the test split's are fixed by ``seed`` (one seeded generator per item, computed once), so test poses and point
-    samples are never shown in training (they come from a different random stream over a continuous
-    space). ``samples_per_class`` sets the split's length.
+    Each item: the shape's normalised ``(num_points, 3)`` sample (:meth:`shape_points`) rotated by
+    :func:`random_rotation` of kind ``rotation`` (``"so3"``: uniformly over all rotations; ``"up"``: about
+    ``up_axis``), plus the usual ``augment`` in training. Training draws a fresh pose (and sampling, where the
+    subclass samples) on every access; evaluation items are fixed by ``seed`` (one seeded generator per item,
+    computed once), so they are never shown in training (a different random stream over a continuous space).
+    ``shape_labels`` gives each shape's class index into ``classes``.
+    """
+
+    def __init__(
+        self,
+        shape_labels: Sequence[int],
+        classes: Sequence[str],
+        *,
+        samples_per_shape: int,
+        rotation: str = "so3",
+        up_axis: int = 1,
+        seed: int = 0,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        random_rotation(rotation)  # validates the name
+        self.classes, self.shape_labels = list(classes), list(shape_labels)
+        count = samples_per_shape * len(self.shape_labels)
+        self.labels = [self.shape_labels[i % len(self.shape_labels)] for i in range(count)]
+        self.rotation, self.up_axis, self.seed = rotation, up_axis, seed
+        self.fixed = not self.train  # training always draws a fresh pose: never one of the evaluation seeds
+
+    def shape_points(self, shape: int, generator: torch.Generator | None) -> torch.Tensor:
+        """Shape ``shape``'s ``(num_points, 3)`` points in the unit sphere, before the pose; random draws
+        come from ``generator`` (None in training: fresh ones)."""
+        raise NotImplementedError
+
+    def sample(self, i: int) -> torch.Tensor:
+        generator = None if self.train else torch.Generator().manual_seed(self.seed * 1_000_003 + i)
+        points = self.shape_points(i % len(self.shape_labels), generator)
+        return points @ random_rotation(self.rotation, self.up_axis, generator=generator).T
+
+
+class MeshPoses(RandomPoses):
+    """Which object is this? Each sample is a mesh seen in a random 3-D pose (uniform over SO(3)) and surface
+    sampling (:class:`RandomPoses`: item ``i`` shows mesh ``i % K``): ``surface_points`` points sampled
+    uniformly on its surface, normalised and farthest-point sampled to ``num_points`` from a random start.
+    ``samples_per_class`` sets the split's length; ``seed`` fixes the evaluation items.
     """
 
     def __init__(
@@ -69,21 +106,17 @@ class MeshPoses(PointClouds):
         *,
         samples_per_class: int,
         surface_points: int = 2048,
-        seed: int = 0,
         **kwargs,
     ) -> None:
-        super().__init__(**kwargs)
-        self.classes = list(meshes)
+        labels, names = range(len(meshes)), list(meshes)
+        super().__init__(labels, names, samples_per_shape=samples_per_class, rotation="so3", **kwargs)
         self.meshes = [load_mesh(Path(p)) for p in meshes.values()]
-        self.labels = [i % len(self.classes) for i in range(samples_per_class * len(self.classes))]
-        self.surface_points, self.seed = surface_points, seed
-        self.fixed = not self.train  # training always draws a fresh pose: never one of the test seeds
+        self.surface_points = surface_points
 
-    def sample(self, i: int) -> torch.Tensor:
-        generator = None if self.train else torch.Generator().manual_seed(self.seed * 1_000_003 + i)
-        numpy_seed = None if self.train else int(torch.randint(2**31, (1,), generator=generator))
-        points = torch.from_numpy(mesh_points(self.meshes[self.labels[i]], self.surface_points, numpy_seed))
-        points = normalize_unit_sphere(points)
+    def shape_points(self, shape: int, generator: torch.Generator | None) -> torch.Tensor:
+        numpy_seed = None if generator is None else int(torch.randint(2**31, (1,), generator=generator))
+        points = normalize_unit_sphere(
+            torch.from_numpy(mesh_points(self.meshes[shape], self.surface_points, numpy_seed))
+        )
         start = int(torch.randint(len(points), (1,), generator=generator))
-        points = points[farthest_point_sample(points, self.num_points, start=start)]
-        return points @ random_rotation("so3", generator=generator).T
+        return points[farthest_point_sample(points, self.num_points, start=start)]

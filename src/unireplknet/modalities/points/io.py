@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -45,14 +46,23 @@ def load_points(path: str | os.PathLike, num_surface_points: int = 10000, seed: 
     return torch.from_numpy(np.ascontiguousarray(array[:, :3], dtype=np.float32))
 
 
-def load_mesh(path: Path):
-    """A mesh file read with trimesh (a ``.ply`` may come back as a point cloud); ValueError if unreadable."""
+def load_mesh(source: Path | BinaryIO, *, file_type: str | None = None, name: str | None = None):
+    """A mesh read with trimesh (a ``.ply`` may come back as a point cloud); ValueError if unreadable.
+
+    ``source`` is a file path or an open binary file (then ``file_type``, e.g. ``"obj"``, says its format and
+    ``name`` what to call it in errors, e.g. ``catalogue.sh3f:chair.obj``). Materials are not read (only the
+    geometry is used), so an OBJ needs neither its ``.mtl`` nor its textures.
+    """
     import trimesh
 
+    suffix = f".{file_type}" if file_type else Path(source).suffix.lower()
+    name = name or os.fspath(source)
     try:
-        return trimesh.load(path, force="mesh" if path.suffix.lower() != ".ply" else None, process=False)
+        return trimesh.load(
+            source, file_type=file_type, force="mesh" if suffix != ".ply" else None, process=False, skip_materials=True
+        )
     except Exception as e:  # trimesh raises many exception types for malformed files
-        raise ValueError(f"trimesh cannot read {os.fspath(path)!r}: {e}") from None
+        raise ValueError(f"trimesh cannot read {name!r}: {e}") from None
 
 
 def mesh_points(geometry, count: int, seed: int | np.random.Generator | None) -> np.ndarray:
