@@ -8,12 +8,16 @@ the model is a plain UniRepLKNet with one input channel. Datasets (``data.datase
 * ``folders``: "folder per class" under ``data.root`` (pre-split ``train/``, ``val/`` folders or a
   seeded split);
 * ``sound_types``: the bundled demo of real recordings from Debian's ``sonic-pi-samples`` and
-  ``hydrogen-data`` (see :func:`~unireplknet.modalities.audio.demo.sound_type_items` for the classes).
+  ``hydrogen-data`` (see :func:`~unireplknet.modalities.audio.demo.sound_type_items` for the classes);
+* ``spoken_language``: the bundled demo of spoken-language identification on Tux Paint's spoken stamp
+  descriptions from Debian's ``tuxpaint-stamps-default``, split by stamp
+  (:func:`~unireplknet.modalities.audio.spoken_language.spoken_language_items`).
 
 ``data.eval_split`` picks the split evaluated during training (``val``) or by ``eval`` (``test``).
 The log-mel mean/std are computed on the training split and travel with the checkpoint
 (:meth:`AudioTask.state_dict`). Training adds random crops and the ``aug`` section: background noise,
-SpecAugment, mixup and label smoothing.
+SpecAugment, mixup and label smoothing. ``data.mel_cache`` decodes each file once into the cache folder
+(:class:`~unireplknet.modalities.audio.cache.LogMelCache`; many short compressed clips).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from ..config import (
     RunConfig,
     section,
 )
+from ..data.sources import TUXPAINT_STAMPS_DIR, debian_file, default_cache_dir
 from ..modalities import audio as A
 from .base import register_task, require_data
 from .classification import ClassificationTask, build_classifier
@@ -53,18 +58,20 @@ STATS_CLIPS = 2000  # enough clips for the log-mel mean/std of a large dataset
 
 @dataclass
 class AudioData(DataConfig):
-    dataset: Literal["speech_commands", "folders", "sound_types"] = "sound_types"
+    dataset: Literal["speech_commands", "folders", "sound_types", "spoken_language"] = "sound_types"
     eval_split: Literal["val", "test"] = "val"
-    seed: NonNegativeInt = 0  # split seed (folders without train/val subfolders, sound_types)
+    seed: NonNegativeInt = 0  # split seed (folders without train/val subfolders, sound_types, spoken_language)
     val_fraction: Fraction = 0.15
     test_fraction: Fraction = 0.15
-    min_clips: PositiveInt = 8  # sound_types: classes with fewer files are dropped
+    min_clips: PositiveInt = 8  # sound_types, spoken_language: classes with fewer (distinct) files are dropped
+    max_train_per_class: PositiveInt | None = None  # spoken_language: subsample training clips (null: all)
     sample_rate: PositiveInt = 16000
     n_mels: PositiveInt = 128
     window_ms: PositiveFloat = 25.0
     hop_ms: PositiveFloat = 10.0
     frames: PositiveInt = 100  # T: 100 frames = 1 s
     cache: bool = True  # keep decoded waveforms in memory (turn off for large datasets)
+    mel_cache: bool = False  # decode each file once into log-mel maps under the cache folder (no noise mixing)
 
 
 @dataclass
@@ -110,6 +117,7 @@ class AudioTask(ClassificationTask):
             frames=d["frames"],
         )
         self.stats_fitted = False
+        self.log_mels = A.LogMelCache(self.frontend, default_cache_dir() / "log_mel") if d["mel_cache"] else None
 
     # -- data -----------------------------------------------------------------------------------
     def splits(self) -> tuple[dict[str, list[A.Item]], list[str], list[Path]]:
@@ -120,6 +128,12 @@ class AudioTask(ClassificationTask):
             roots = [d["root"]] if d.get("root") else A.SOUND_TYPE_ROOTS
             splits, classes = A.sound_type_items(
                 roots, d["min_clips"], d["val_fraction"], d["test_fraction"], d["seed"]
+            )
+            return splits, classes, []
+        if kind == "spoken_language":
+            root = Path(d["root"]) if d.get("root") else debian_file(TUXPAINT_STAMPS_DIR, "tuxpaint-stamps-default")
+            splits, classes = A.spoken_language_items(
+                root, d["min_clips"], d["val_fraction"], d["test_fraction"], d["seed"], d["max_train_per_class"]
             )
             return splits, classes, []
         require_data(d, "root", what="the dataset folder")
@@ -133,28 +147,37 @@ class AudioTask(ClassificationTask):
         self.set_classes(classes)
         self._test_items = splits["test"] if d["eval_split"] == "val" else []
         noise = [A.load_audio(p, self.frontend.sample_rate) for p in noise_files]
+        if noise and self.log_mels is not None and aug["noise_prob"] > 0:
+            raise ValueError(
+                "aug.noise_prob mixes background noise into waveforms, which data.mel_cache=true does not keep; "
+                "set data.mel_cache=false or aug.noise_prob=0"
+            )
         train = A.AudioClipDataset(
             splits["train"],
             self.frontend,
             train=True,
-            noise=noise,
+            noise=noise if aug["noise_prob"] > 0 else (),
             noise_prob=aug["noise_prob"],
             spec_augment_args=aug["spec_augment"],
             cache=d["cache"],
+            log_mels=self.log_mels,
         )
         if not self.stats_fitted:  # on at most STATS_CLIPS training clips (a fixed random subset)
             rng = np.random.default_rng(d["seed"])
             subset = rng.permutation(len(train))[:STATS_CLIPS]
-            self.frontend.fit_stats([train.waveform(int(i)) for i in sorted(subset)])
+            self.frontend.fit_stats_from_maps([train.eval_map(int(i)) for i in sorted(subset)])
             self.stats_fitted = True
-        evaluation = A.AudioClipDataset(splits[d["eval_split"]], self.frontend, train=False, cache=d["cache"])
-        return train, evaluation
+        return train, self.eval_dataset(splits[d["eval_split"]])
+
+    def eval_dataset(self, items: list[A.Item]) -> A.AudioClipDataset:
+        """Evaluation clips (the start of each file) of ``items``."""
+        return A.AudioClipDataset(items, self.frontend, train=False, cache=self.data["cache"], log_mels=self.log_mels)
 
     def build_test_dataset(self) -> Dataset | None:
         """The test split for the end-of-run report while validation picks ``best.safetensors``."""
         if not self._test_items:
             return None
-        return A.AudioClipDataset(self._test_items, self.frontend, train=False, cache=self.data["cache"])
+        return self.eval_dataset(self._test_items)
 
     def batch_transform(self) -> Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]] | None:
         alpha, smoothing = self.cfg["aug"]["mixup"], self.label_smoothing

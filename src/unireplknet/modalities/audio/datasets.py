@@ -11,10 +11,19 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .cache import LogMelCache
 from .io import AUDIO_EXTENSIONS, load_audio
 from .transforms import LogMelFrontend, add_background_noise, spec_augment
 
-__all__ = ["Item", "AudioClipDataset", "audio_files", "speech_commands_items", "folder_items", "split_by_group"]
+__all__ = [
+    "Item",
+    "AudioClipDataset",
+    "audio_files",
+    "speech_commands_items",
+    "folder_items",
+    "split_by_group",
+    "split_by_shared_group",
+]
 
 Item = tuple[Path, int]  # (audio file, class index)
 
@@ -24,7 +33,9 @@ class AudioClipDataset(Dataset):
 
     Training: random crop, optional background noise (probability ``noise_prob``) and SpecAugment.
     Evaluation: the clip is taken from the start of the file (the onset of percussive sounds).
-    ``cache`` keeps decoded 16 kHz waveforms in memory (small datasets).
+    ``cache`` keeps decoded clips in memory (small datasets): 16 kHz waveforms, or with ``log_mels``
+    (a :class:`LogMelCache`, decoded clips on disk) their whole-clip log-mel maps, cropped in frames
+    (the same maps as the waveform path; background noise needs waveforms and is refused then).
     """
 
     def __init__(
@@ -36,15 +47,19 @@ class AudioClipDataset(Dataset):
         noise_prob: float = 0.0,
         spec_augment_args: dict | None = None,
         cache: bool = False,
+        log_mels: LogMelCache | None = None,
     ) -> None:
         if not items:
             raise ValueError("audio dataset is empty: no audio files were found for this split")
+        if log_mels is not None and noise:
+            raise ValueError("background noise is mixed into waveforms: it cannot be used with cached log-mel maps")
         self.items = list(items)
         self.frontend = frontend
         self.train = train
         self.noise = list(noise)
         self.noise_prob = noise_prob
         self.spec_augment_args = spec_augment_args
+        self.log_mels = log_mels
         self._cache: dict[int, np.ndarray] | None = {} if cache else None
 
     def __len__(self) -> int:
@@ -54,27 +69,47 @@ class AudioClipDataset(Dataset):
     def targets(self) -> list[int]:
         return [label for _, label in self.items]
 
+    def _decoded(self, index: int) -> np.ndarray:
+        """The waveform, or with ``log_mels`` the whole-clip log-mel map, of item ``index``."""
+        if self._cache is not None and index in self._cache:
+            return self._cache[index]
+        path = self.items[index][0]
+        decoded = load_audio(path, self.frontend.sample_rate) if self.log_mels is None else self.log_mels(path)
+        if self._cache is not None:
+            self._cache[index] = decoded
+        return decoded
+
     def waveform(self, index: int) -> np.ndarray:
-        if self._cache is None:
+        """The 16 kHz waveform of item ``index`` (``(num_samples,)``; decoded even with ``log_mels``)."""
+        if self.log_mels is not None:
             return load_audio(self.items[index][0], self.frontend.sample_rate)
-        if index not in self._cache:
-            self._cache[index] = load_audio(self.items[index][0], self.frontend.sample_rate)
-        return self._cache[index]
+        return self._decoded(index)
+
+    def eval_map(self, index: int) -> np.ndarray:
+        """The un-normalised ``(frames, n_mels)`` map that evaluation sees: the clip's start."""
+        if self.log_mels is not None:
+            return self.frontend.crop_frames(self._decoded(index))
+        return self.frontend.log_mel(self.frontend.crop_or_pad(self._decoded(index)))
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        wave = self.waveform(index)
+        label = self.items[index][1]
         if not self.train:
-            return self.frontend(wave), self.items[index][1]
+            return self.frontend.normalise(self.eval_map(index)), label
         # torch's RNG is seeded per DataLoader worker, so augmentations differ across workers
         rng = np.random.default_rng(int(torch.randint(0, 2**31, ())))
-        offset = int(rng.integers(0, max(len(wave) - self.frontend.clip_samples, 0) + 1))
-        wave = self.frontend.crop_or_pad(wave, offset)
-        if self.noise and rng.uniform() < self.noise_prob:
-            wave = add_background_noise(wave, self.noise[int(rng.integers(len(self.noise)))], rng)
-        spec = self.frontend(wave)
+        decoded = self._decoded(index)
+        if self.log_mels is not None:
+            start = int(rng.integers(0, max(len(decoded) - self.frontend.frames, 0) + 1))
+            spec = self.frontend.normalise(self.frontend.crop_frames(decoded, start))
+        else:
+            offset = int(rng.integers(0, max(len(decoded) - self.frontend.clip_samples, 0) + 1))
+            wave = self.frontend.crop_or_pad(decoded, offset)
+            if self.noise and rng.uniform() < self.noise_prob:
+                wave = add_background_noise(wave, self.noise[int(rng.integers(len(self.noise)))], rng)
+            spec = self.frontend(wave)
         if self.spec_augment_args:
             spec = spec_augment(spec, **self.spec_augment_args)
-        return spec, self.items[index][1]
+        return spec, label
 
 
 def audio_files(folder: Path) -> list[Path]:
@@ -161,4 +196,32 @@ def split_by_group(
                 taken += len(group)
         for group in class_groups:
             splits["train"].extend(group)
+    return splits
+
+
+def split_by_shared_group(
+    items: Sequence[Item], groups: Sequence[str], val_fraction: float, test_fraction: float, seed: int
+) -> dict[str, list[Item]]:
+    """Split whole groups across classes: every item of a group, whatever its class, lands in one split
+    (e.g. all languages of one Tux Paint stamp's description).
+
+    The distinct groups are shuffled with ``seed`` and assigned to test, then val, while each holds less
+    than its fraction of all items; the rest is training. Items keep their order within a split.
+    """
+    rng = np.random.default_rng(seed)
+    sizes: dict[str, int] = defaultdict(int)
+    for group in groups:
+        sizes[group] += 1
+    names = sorted(sizes)
+    order = [names[i] for i in rng.permutation(len(names))]
+    assigned: dict[str, str] = {}
+    for split, fraction in (("test", test_fraction), ("val", val_fraction)):
+        taken = 0
+        while order and taken < fraction * len(items):
+            group = order.pop(0)
+            assigned[group] = split
+            taken += sizes[group]
+    splits: dict[str, list[Item]] = {"train": [], "val": [], "test": []}
+    for item, group in zip(items, groups, strict=True):
+        splits[assigned.get(group, "train")].append(item)
     return splits

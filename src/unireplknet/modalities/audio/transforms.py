@@ -8,7 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["LogMelFrontend", "spec_augment", "add_background_noise"]
+__all__ = ["LOG_FLOOR", "LogMelFrontend", "spec_augment", "add_background_noise"]
+
+LOG_FLOOR = 1e-6  # added to mel power before the log: silence maps to log(LOG_FLOOR)
 
 
 @dataclass
@@ -62,18 +64,43 @@ class LogMelFrontend:
             power=2.0,
             n_mels=self.n_mels,
         )
-        return np.log(mel.T + 1e-6).astype(np.float32)
+        return np.log(mel.T + LOG_FLOOR).astype(np.float32)
+
+    def clip_log_mel(self, wave: np.ndarray) -> np.ndarray:
+        """Un-normalised log-mel of the whole clip followed by one window of silence:
+        ``(len(wave) // hop_length + 1, n_mels)``, independent of ``frames``. :meth:`crop_frames` of it at
+        row 0 equals ``log_mel(crop_or_pad(wave))``, and at row ``k`` ``log_mel(crop_or_pad(wave, k * hop_length))``
+        wherever that crop fits in the clip: every frame that a padded crop adds past the end is silent,
+        ``log(LOG_FLOOR)`` in every bin (tested)."""
+        return self.log_mel(np.pad(wave, (0, self.win_length)))
+
+    def crop_frames(self, feats: np.ndarray, start: int = 0) -> np.ndarray:
+        """``frames`` rows of a :meth:`clip_log_mel` map ``(T, n_mels)`` from row ``start`` (clamped), silent
+        rows appended where the clip is shorter."""
+        start = min(max(start, 0), max(len(feats) - self.frames, 0))
+        crop = feats[start : start + self.frames]
+        if len(crop) < self.frames:
+            silence = np.log(np.float32(LOG_FLOOR))
+            crop = np.concatenate([crop, np.full((self.frames - len(crop), feats.shape[1]), silence, np.float32)])
+        return crop
+
+    def normalise(self, feats: np.ndarray) -> torch.Tensor:
+        """A ``(frames, n_mels)`` log-mel map -> the normalised network input ``(1, frames, n_mels)``."""
+        return torch.from_numpy((feats - self.mean) / self.std).unsqueeze(0)
 
     def __call__(self, wave: np.ndarray, offset: int = 0) -> torch.Tensor:
         """Crop/pad ``wave`` at ``offset`` and return the normalised map ``(1, frames, n_mels)``."""
-        feats = self.log_mel(self.crop_or_pad(wave, offset))
-        return torch.from_numpy((feats - self.mean) / self.std).unsqueeze(0)
+        return self.normalise(self.log_mel(self.crop_or_pad(wave, offset)))
 
     def fit_stats(self, waves: Sequence[np.ndarray]) -> None:
         """Set ``mean``/``std`` to the statistics of the (start-cropped) log-mel maps of ``waves``."""
-        if not waves:
+        self.fit_stats_from_maps([self.log_mel(self.crop_or_pad(w)) for w in waves])
+
+    def fit_stats_from_maps(self, maps: Sequence[np.ndarray]) -> None:
+        """Set ``mean``/``std`` to the statistics of un-normalised ``(frames, n_mels)`` log-mel maps."""
+        if not maps:
             raise ValueError("cannot compute normalisation statistics from an empty training set")
-        feats = np.stack([self.log_mel(self.crop_or_pad(w)) for w in waves])
+        feats = np.stack(maps)
         self.mean, self.std = float(feats.mean()), float(feats.std()) or 1.0
 
 
