@@ -1,14 +1,21 @@
 """Baselines for the forecast task on the task's own chronological split, with the task's metrics.
 
 * persistence: every future step repeats the last observed value;
-* seasonal naive: the value one season (24 h) earlier;
+* seasonal naive: the value one season (``--season`` steps, 24 h for hourly data) earlier, where the input
+  window holds a season;
+* climatology: the training split's mean for the target's day of the year, per series, smoothed over
+  +-15 days (where the training split covers every day of the year: daily data over several years);
 * linear: one least-squares map from the mean-centred input window to the mean-centred future,
-  shared by all series, fit on the training windows (a linear model on the window).
+  shared by all series, fit on the training windows (a linear model on the window);
+* linear (all series): one least-squares map from the windows of *all* series to each series' future
+  (the cross-station linear model of a multi-station dataset), fit on the training windows.
 
-MSE/MAE are on the original scale (divided by ``data.value_scale`` as the task does). Compare with
-``unireplknet eval --config CONFIG`` on the same split.
+``--input-len`` scores the linear models for several window lengths; the one to use is chosen by its
+validation MSE (printed). MSE/MAE are on the original scale (divided by ``data.value_scale`` as the task
+does). Compare with ``unireplknet eval --config CONFIG`` on the same split.
 
     python benchmarks/forecast_baseline.py --config configs/forecast_nyc_weather.yaml
+    python benchmarks/forecast_baseline.py --config configs/forecast_irish_wind.yaml --input-len 1 2 4 7 14 28
 """
 
 from __future__ import annotations
@@ -16,7 +23,10 @@ from __future__ import annotations
 import argparse
 import json
 
+import numpy as np
 import torch
+
+CLIMATOLOGY_HALF_WIDTH = 15  # days each side of the target's day of the year
 
 
 def windows(dataset) -> tuple[torch.Tensor, torch.Tensor]:
@@ -27,14 +37,18 @@ def windows(dataset) -> tuple[torch.Tensor, torch.Tensor]:
     return x.double(), y.double()
 
 
+def least_squares(inputs: torch.Tensor, targets: torch.Tensor, ridge: float = 1e-3) -> torch.Tensor:
+    """W (F+1, P) minimising |[inputs, 1] @ W - targets|^2 + ridge |W|^2 for ``inputs (R, F)``, ``targets (R, P)``."""
+    inputs = torch.cat([inputs, torch.ones(len(inputs), 1, dtype=inputs.dtype)], 1)
+    gram = inputs.T @ inputs + ridge * torch.eye(inputs.shape[1], dtype=inputs.dtype)
+    return torch.linalg.solve(gram, inputs.T @ targets)
+
+
 def fit_linear(x: torch.Tensor, y: torch.Tensor, ridge: float = 1e-3) -> torch.Tensor:
     """Least squares W (L+1, P) with y - mean(x) ~ [x - mean(x), 1] @ W over all windows and series."""
     mean = x.mean(1, keepdim=True)
     inputs = (x - mean).transpose(1, 2).reshape(-1, x.shape[1])
-    inputs = torch.cat([inputs, torch.ones(len(inputs), 1, dtype=inputs.dtype)], 1)
-    targets = (y - mean).transpose(1, 2).reshape(-1, y.shape[1])
-    gram = inputs.T @ inputs + ridge * torch.eye(inputs.shape[1], dtype=inputs.dtype)
-    return torch.linalg.solve(gram, inputs.T @ targets)
+    return least_squares(inputs, (y - mean).transpose(1, 2).reshape(-1, y.shape[1]), ridge)
 
 
 def linear_forecast(weights: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -43,34 +57,89 @@ def linear_forecast(weights: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return torch.einsum("bln,lp->bpn", inputs, weights) + mean
 
 
+def fit_cross_linear(x: torch.Tensor, y: torch.Tensor, ridge: float = 1e-3) -> torch.Tensor:
+    """Least squares W (L*n+1, P*n): every series' future from the windows of all n series."""
+    return least_squares(x.flatten(1), y.flatten(1), ridge)
+
+
+def cross_linear_forecast(weights: torch.Tensor, x: torch.Tensor, pred_len: int) -> torch.Tensor:
+    inputs = torch.cat([x.flatten(1), torch.ones(len(x), 1, dtype=x.dtype)], 1)
+    return (inputs @ weights).reshape(len(x), pred_len, x.shape[2])
+
+
+def day_of_year(stamps: np.ndarray) -> np.ndarray:
+    days = np.asarray(stamps).astype("datetime64[D]")
+    return (days - days.astype("datetime64[Y]")).astype(np.int64)  # 0 .. 365
+
+
+def fit_climatology(dataset) -> np.ndarray | None:
+    """(366, n) day-of-year means of a split's series, circularly smoothed over +-15 days; None unless the
+    split has every day of the year."""
+    doy = day_of_year(dataset.stamps)
+    if len(set(doy.tolist()) & set(range(365))) < 365:
+        return None
+    values = np.asarray(dataset.values, dtype=np.float64)
+    # day 365 (31 December of a leap year) falls back to day 364 if no training year is a leap year
+    means = np.stack([values[doy == (d if (doy == d).any() else d - 1)].mean(0) for d in range(366)])
+    k = CLIMATOLOGY_HALF_WIDTH
+    padded = np.concatenate([means[-k:], means, means[:k]])
+    return np.stack([padded[d : d + 2 * k + 1].mean(0) for d in range(366)])
+
+
+def climatology_forecast(climatology: np.ndarray, dataset) -> torch.Tensor:
+    """The climatology of every target step of ``dataset``'s windows: (W, P, n)."""
+    doy = day_of_year(dataset.stamps)
+    starts = [dataset.window(i)[0] + dataset.input_len for i in range(len(dataset))]
+    return torch.from_numpy(np.stack([climatology[doy[t : t + dataset.pred_len]] for t in starts]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/forecast_nyc_weather.yaml")
     parser.add_argument("--season", type=int, default=24, help="seasonal-naive period in steps")
+    parser.add_argument("--input-len", type=int, nargs="*", help="window lengths for the linear models")
     args = parser.parse_args()
 
     from unireplknet.config import load_yaml, resolve_config
     from unireplknet.tasks.forecast import ForecastTask
 
-    cfg = resolve_config(ForecastTask.config_schema, load_yaml(args.config))
-    task = ForecastTask(cfg)
-    pred_len, season = cfg["data"]["pred_len"], args.season
-    weights = fit_linear(*windows(task.split_dataset("train", cfg["data"]["stride"])))
-    report = {}
-    for split in ("val", "test"):
-        x, y = windows(task.split_dataset(split, cfg["data"]["eval_stride"]))
-        if x.shape[1] < season:
-            raise ValueError(f"seasonal naive needs input_len >= season ({season})")
-        lag = [x.shape[1] - season + (h % season) for h in range(pred_len)]
-        forecasts = {
-            "persistence": x[:, -1:].expand_as(y),
-            "seasonal_naive": x[:, lag],
-            "linear": linear_forecast(weights, x),
-        }
-        for name, forecast in forecasts.items():
-            metrics = task.new_metrics()
-            metrics.update(forecast, y)
-            report.setdefault(name, {})[split] = metrics.compute()
+    user = load_yaml(args.config)
+    report: dict[str, dict] = {}
+    lengths = args.input_len or [user["data"]["input_len"]]
+    for length in lengths:
+        user["data"]["input_len"] = length
+        cfg = resolve_config(ForecastTask.config_schema, user)
+        task = ForecastTask(cfg)
+        pred_len = cfg["data"]["pred_len"]
+        train_set = task.split_dataset("train", cfg["data"]["stride"])
+        x_train, y_train = windows(train_set)
+        weights, cross = fit_linear(x_train, y_train), fit_cross_linear(x_train, y_train)
+        climatology = fit_climatology(train_set)
+        for split in ("val", "test"):
+            dataset = task.split_dataset(split, cfg["data"]["eval_stride"])
+            x, y = windows(dataset)
+            forecasts = {
+                f"linear, L={length}": linear_forecast(weights, x),
+                f"linear (all series), L={length}": cross_linear_forecast(cross, x, pred_len),
+            }
+            if length == lengths[0]:  # the forecasts below do not depend on the window length beyond its end
+                forecasts["persistence"] = x[:, -1:].expand_as(y)
+                if climatology is not None:
+                    forecasts["climatology (day of year)"] = climatology_forecast(climatology, dataset)
+                if x.shape[1] >= args.season:
+                    lag = [x.shape[1] - args.season + (h % args.season) for h in range(pred_len)]
+                    forecasts["seasonal_naive"] = x[:, lag]
+            for name, forecast in forecasts.items():
+                metrics = task.new_metrics()
+                metrics.update(forecast, y)
+                report.setdefault(name, {})[split] = metrics.compute()
+        if climatology is None and length == lengths[0]:
+            print("climatology: left out, the training split does not cover every day of the year")
+        if length == lengths[0] and x_train.shape[1] < args.season:
+            print(f"seasonal naive: left out, input_len {length} < season {args.season}")
+    for family in ("linear", "linear (all series)"):
+        scores = {n: r["val"]["mse"] for n, r in report.items() if n.rpartition(",")[0] == family}
+        print(f"{family}: {min(scores, key=scores.get)} chosen on val (val MSE by L: {scores})")
     print(json.dumps(report, indent=2))
 
 

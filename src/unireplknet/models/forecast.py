@@ -18,6 +18,14 @@ and ``freeze_skip`` keeps it there, so the trunk only ever learns the correction
 Without it the network must rediscover the strong linear part of short-range weather through the whole
 trunk; with it the trunk still sees the same map and is still the unchanged UniRepLKNet.
 
+``layout="stations"`` (Corrformer's multi-station setting) reads the stations as a spatial axis instead:
+the (L, D) latents of all N series of a window are stacked into one ``D x N x L`` map (channels: the
+embedding; rows: stations, in the data's order; columns: days), each station-step enlarged to a
+``cell x cell`` patch so that the stem's stride-4 patchify gives back one feature per station-step, plus a
+learned per-station embedding (the rows' identity). The trunk (``in_chans=D``) mixes stations and time in
+every kernel, and the head maps the pooled features to all ``N x P`` outputs. The linear skip then is one
+least-squares map of *all* stations' normalised windows to each station's future (cross-station linear).
+
 Its inputs (windows of series and their time features) come from :mod:`unireplknet.modalities.forecast`.
 """
 
@@ -30,7 +38,9 @@ from torch import nn
 
 from ..modalities.forecast.transforms import NUM_TIME_FEATURES
 
-__all__ = ["map_side", "WindowNorm", "SeriesEmbedding", "UniRepLKNetForecaster"]
+__all__ = ["LAYOUTS", "map_side", "WindowNorm", "SeriesEmbedding", "UniRepLKNetForecaster"]
+
+LAYOUTS = ("series", "stations")  # a map per series, or one map of all stations (rows) x time (columns)
 
 
 def map_side(input_len: int, embed_dim: int) -> int:
@@ -92,10 +102,13 @@ class SeriesEmbedding(nn.Module):
 class UniRepLKNetForecaster(nn.Module):
     """Predict the next ``pred_len`` steps of every series: ``(B, L, N) -> (B, P, N)``.
 
-    ``backbone`` is an unchanged UniRepLKNet built with ``in_chans=1, num_classes=0`` (it returns
-    pooled features of size ``backbone.num_features``). ``linear_skip`` adds the zero-initialised linear
-    path of the normalised window described in the module docstring (see :meth:`fit_skip` for its
-    least-squares start); ``freeze_skip`` excludes it from training.
+    ``backbone`` is an unchanged UniRepLKNet (or any timm model) built with ``num_classes=0`` (it returns
+    pooled features of size ``backbone.num_features``) and ``in_chans=1`` (``layout="series"``: one
+    ``1 x S x S`` map per series) or ``in_chans=embed_dim`` (``layout="stations"``: one
+    ``D x cell*N x cell*L`` map per window of ``num_series`` stations; see the module docstring).
+    ``linear_skip`` adds the zero-initialised linear path of the normalised window described in the
+    module docstring (see :meth:`fit_skip` for its least-squares start); ``freeze_skip`` excludes it from
+    training.
     """
 
     def __init__(
@@ -108,17 +121,33 @@ class UniRepLKNetForecaster(nn.Module):
         head_dropout: float = 0.0,
         linear_skip: bool = False,
         freeze_skip: bool = False,
+        layout: str = "series",
+        num_series: int | None = None,
+        cell: int = 4,
     ) -> None:
         super().__init__()
-        if getattr(backbone, "num_classes", 0) != 0 or getattr(backbone, "in_chans", 1) != 1:
-            raise ValueError("the forecaster's backbone must be built with in_chans=1, num_classes=0")
-        self.input_len, self.pred_len, self.side = input_len, pred_len, map_side(input_len, embed_dim)
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+        if layout == "stations" and not num_series:
+            raise ValueError("layout='stations' needs num_series (the number of stations of every window)")
+        in_chans = 1 if layout == "series" else embed_dim
+        if getattr(backbone, "num_classes", 0) != 0 or getattr(backbone, "in_chans", in_chans) != in_chans:
+            raise ValueError(f"the forecaster's backbone must be built with in_chans={in_chans}, num_classes=0")
+        self.input_len, self.pred_len, self.layout, self.cell = input_len, pred_len, layout, cell
+        self.side = map_side(input_len, embed_dim) if layout == "series" else 0
+        self.num_series = num_series if layout == "stations" else None
         self.window_norm = WindowNorm()
         self.embed = SeriesEmbedding(input_len, embed_dim, num_time_features)
+        self.station = None
+        if layout == "stations":
+            self.station = nn.Parameter(torch.zeros(1, num_series, 1, embed_dim))
+            nn.init.trunc_normal_(self.station, std=0.02)
         # not `backbone`/`norm`: checkpoint loading renames such keys (MMDet prefixes, the authors' final norm)
         self.trunk = backbone
-        self.head = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(backbone.num_features, pred_len))
-        self.skip = nn.Linear(input_len, pred_len) if linear_skip else None
+        outputs = pred_len * (num_series if layout == "stations" else 1)
+        self.head = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(backbone.num_features, outputs))
+        skip_in, skip_out = (input_len, pred_len) if layout == "series" else (input_len * num_series, outputs)
+        self.skip = nn.Linear(skip_in, skip_out) if linear_skip else None
         if self.skip is not None:
             # start as the window-mean forecast; the trunk's correction starts at zero
             for layer in (self.skip, self.head[-1]):
@@ -135,7 +164,9 @@ class UniRepLKNetForecaster(nn.Module):
 
         The fit is in the normalised space the skip sees, each (window, series) weighted by its squared
         window std, so it minimises the MSE of the de-normalised skip forecast, i.e. the training loss of
-        the model whose trunk correction is zero; ``ridge`` regularises the normal equations.
+        the model whose trunk correction is zero; ``ridge`` regularises the normal equations. With
+        ``layout="stations"`` the inputs are all stations' windows and each station's future is fit on
+        them separately (its own weights).
         """
         if self.skip is None:
             raise ValueError("fit_skip needs a forecaster built with linear_skip=True")
@@ -148,13 +179,23 @@ class UniRepLKNetForecaster(nn.Module):
         z, (mean, std) = norm(x)  # float64: the float32 affine promotes to the input's dtype
         scale = norm.weight.double() + norm.eps
         target = (y - mean) / std * scale + norm.bias.double()  # the normalised output that norm.inverse maps to y
-        inputs = torch.cat([z, torch.ones_like(z[:, :1])], 1).transpose(1, 2).reshape(-1, self.input_len + 1)
-        target = target.transpose(1, 2).reshape(-1, self.pred_len)
-        loss_weight = (std / scale).pow(2).reshape(-1, 1)
-        gram = inputs.T @ (loss_weight * inputs) + ridge * torch.eye(self.input_len + 1, dtype=inputs.dtype)
-        solution = torch.linalg.solve(gram, inputs.T @ (loss_weight * target))  # (L + 1, P)
-        self.skip.weight.copy_(solution[:-1].T)
-        self.skip.bias.copy_(solution[-1])
+        loss_weight = (std / scale).pow(2)  # (W, 1, N)
+        if self.layout == "series":
+            inputs = torch.cat([z, torch.ones_like(z[:, :1])], 1).transpose(1, 2).reshape(-1, self.input_len + 1)
+            solution = _weighted_least_squares(
+                inputs, target.transpose(1, 2).reshape(-1, self.pred_len), loss_weight.reshape(-1, 1), ridge
+            )  # (L + 1, P)
+            self.skip.weight.copy_(solution[:-1].T)
+            self.skip.bias.copy_(solution[-1])
+            return
+        if x.shape[2] != self.num_series:
+            raise ValueError(f"expected windows of {self.num_series} stations, got {x.shape[2]}")
+        inputs = torch.cat([z.transpose(1, 2).flatten(1), torch.ones_like(z[:, 0, :1])], 1)  # (W, N*L + 1)
+        for station in range(self.num_series):  # each station's outputs have their own loss weights
+            solution = _weighted_least_squares(inputs, target[:, :, station], loss_weight[:, :, station], ridge)
+            rows = slice(station * self.pred_len, (station + 1) * self.pred_len)
+            self.skip.weight[rows] = solution[:-1].T
+            self.skip.bias[rows] = solution[-1]
 
     def forward(
         self, x: torch.Tensor | tuple[torch.Tensor, torch.Tensor], x_mark: torch.Tensor | None = None
@@ -166,11 +207,27 @@ class UniRepLKNetForecaster(nn.Module):
         if x.dim() != 3 or x.shape[1] != self.input_len:
             raise ValueError(f"expected x of shape (B, {self.input_len}, N), got {tuple(x.shape)}")
         b, _, n = x.shape
+        if self.num_series is not None and n != self.num_series:
+            raise ValueError(f"this forecaster reads windows of {self.num_series} stations, got {n}")
         z, stats = self.window_norm(x)
         latent = self.embed(z, x_mark)  # (B*N, L, D)
-        features = self.trunk(latent.reshape(b * n, 1, self.side, self.side))
-        y = self.head(features).reshape(b, n, self.pred_len)
+        if self.layout == "series":
+            maps = latent.reshape(b * n, 1, self.side, self.side)
+        else:
+            grid = (latent.reshape(b, n, self.input_len, -1) + self.station).permute(0, 3, 1, 2)  # (B, D, N, L)
+            maps = grid.repeat_interleave(self.cell, dim=2).repeat_interleave(self.cell, dim=3)
+        y = self.head(self.trunk(maps)).reshape(b, n, self.pred_len)
         if self.skip is not None:
-            y = y + self.skip(z.transpose(1, 2))
+            windows = z.transpose(1, 2)  # (B, N, L)
+            y = y + (self.skip(windows) if self.layout == "series" else self.skip(windows.flatten(1)).view_as(y))
         y = y.transpose(1, 2)
         return self.window_norm.inverse(y, stats)
+
+
+def _weighted_least_squares(
+    inputs: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, ridge: float
+) -> torch.Tensor:
+    """argmin_W sum(weight * (inputs @ W - target)^2) + ridge |W|^2: ``inputs (R, F)``, ``target (R, P)``,
+    ``weight (R, 1)`` -> ``W (F, P)``."""
+    gram = inputs.T @ (weight * inputs) + ridge * torch.eye(inputs.shape[1], dtype=inputs.dtype)
+    return torch.linalg.solve(gram, inputs.T @ (weight * target))

@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 
 from ..config import RunConfig
 from ..metrics import Metrics
+from ..variants import VARIANTS
 
 __all__ = [
     "Task",
@@ -28,6 +29,7 @@ __all__ = [
     "register_task",
     "get_task",
     "model_kwargs",
+    "encoder_kwargs",
     "require_data",
     "TASKS",
     "UNIREPLKNET_KWARGS",
@@ -48,6 +50,21 @@ BACKBONE_KWARGS = tuple(k for k in UNIREPLKNET_KWARGS if k not in ("drop_rate", 
 def model_kwargs(model_cfg: dict[str, Any], keys: Sequence[str] = UNIREPLKNET_KWARGS) -> dict[str, Any]:
     """The ``keys`` set (not null) in a ``model`` config section; null ones keep the variant's own value."""
     return {k: model_cfg[k] for k in keys if model_cfg.get(k) is not None}
+
+
+def encoder_kwargs(model_cfg: dict[str, Any], keys: Sequence[str] = UNIREPLKNET_KWARGS) -> dict[str, Any]:
+    """The architecture keywords of ``model.name``: :func:`model_kwargs` for a UniRepLKNet variant; for any
+    other timm model (a same-input baseline, e.g. ``resnet18``) only its drop path, and ValueError when the
+    section sets one of our architecture keys, which would not apply."""
+    if model_cfg["name"] in VARIANTS:
+        return model_kwargs(model_cfg, keys)
+    ours = [k for k in ("depths", "dims", "kernel_sizes") if model_cfg.get(k) is not None]
+    if ours:
+        raise ValueError(
+            f"model.{ours[0]} applies to UniRepLKNet variants only, not to {model_cfg['name']}; "
+            f"set it to null (--set model.{ours[0]}=null)"
+        )
+    return {"drop_path_rate": model_cfg["drop_path_rate"]} if model_cfg.get("drop_path_rate") else {}
 
 
 def require_data(data: dict[str, Any], *keys: str, what: str = "") -> None:

@@ -15,12 +15,21 @@ split is read) and ``model.freeze_skip`` keeps it there; ``data.time_features`` 
   checked as it is read (a text or infinite cell, an empty column, a missing time column are errors
   naming the row), empty cells are an error unless ``data.gaps`` is ``ffill`` or ``interpolate`` (the
   repair is reported);
+* ``irish_wind``: the bundled multi-station demo, daily mean wind speed (knots) at 12 Irish stations,
+  1961-1978 (gstat's ``wind.rda`` from Debian's ``r-cran-gstat``; ``data.root``: a folder holding that
+  file instead), stations ``data.columns`` (null: all), split chronologically by ``data.split``;
 * ``global_temp`` / ``global_wind``: Corrformer's files under ``data.root`` (their own train/val/test
   files, memory-mapped). Their values are the raw data times ten: set ``data.value_scale: 10`` to report
   metrics in the original units (MSE / 100, MAE / 10), as the authors do.
 
+``model.layout: stations`` reads the series of a window as one map with the stations as a spatial axis
+(Corrformer's multi-station setting; see :mod:`unireplknet.models.forecast`); ``model.name`` may then also
+be any timm model (e.g. ``resnet18``: the same input, a same-input ConvNet baseline).
+
 Metrics are MSE and MAE on the original scale, overall and per variable (series named ``site/variable``
-are grouped by variable). Loss: MSE on the original scale. ``predict`` reads a CSV (same layout as
+are grouped by variable; series without a ``/`` each are their own group, e.g. one per station), and
+with ``data.step_metrics`` per forecast step (``mse/step1`` ...). With ``data.eval_split: val`` (which
+picks ``best.safetensors``) the end-of-run report scores the test split. Loss: MSE on the original scale. ``predict`` reads a CSV (same layout as
 ``csv``), forecasts the ``pred_len`` steps after its last row, and with ``predict.out_dir`` also
 writes them as ``<file stem>_forecast.csv``.
 """
@@ -56,8 +65,9 @@ from ..config import (
 from ..files import atomic_save_figure
 from ..modalities import forecast as TS
 from ..model import create_model
-from ..models.forecast import UniRepLKNetForecaster
-from .base import Metrics, Task, model_kwargs, register_task, require_data
+from ..models.forecast import LAYOUTS, UniRepLKNetForecaster
+from ..variants import VARIANTS
+from .base import Metrics, Task, encoder_kwargs, register_task, require_data
 
 __all__ = ["ForecastTask", "ForecastConfig", "ForecastMetrics", "stacked_windows"]
 
@@ -73,22 +83,24 @@ class ForecastModel(ModelConfig):
     linear_skip: bool = False  # our addition: linear map of the window + the trunk's correction
     skip_init: Literal["zero", "least_squares"] = "zero"  # least_squares: fit on the training windows
     freeze_skip: bool = False  # keep the skip at its start; only the trunk's correction trains
+    layout: Literal[LAYOUTS] = "series"  # type: ignore[valid-type]  # stations: one stations x time map
 
 
 @dataclass
 class ForecastData(DataConfig):
-    dataset: Literal["nyc_weather", "csv", "global_temp", "global_wind"] = "nyc_weather"
+    dataset: Literal["nyc_weather", "irish_wind", "csv", "global_temp", "global_wind"] = "nyc_weather"
     path: str | None = None  # csv: the file (relative: inside data.root)
-    # root (global_temp / global_wind): the folder of Corrformer's .npy files
+    # root: global_*: the folder of Corrformer's .npy files; irish_wind: of wind.rda (null: Debian's)
     input_len: PositiveInt = 48  # steps in
     pred_len: PositiveInt = 24  # steps forecast
     # calendar features: true (all of hour, weekday, day_of_month, day_of_year), false, or a list
     time_features: bool | list[Literal[TS.TIME_FEATURES]] = True  # type: ignore[valid-type]
-    columns: list[str] | None = field(default_factory=lambda: ["temp", "wind_speed"])  # csv: null = all numeric
+    # nyc_weather: variables; irish_wind: stations (null: all); csv: columns (null: all numeric)
+    columns: list[str] | None = field(default_factory=lambda: ["temp", "wind_speed"])
     time_column: str | None = None  # csv: default the first column
     gaps: Literal["error", "ffill", "interpolate"] = "error"  # csv: empty cells an error, or repaired (reported)
     feature: NonNegativeInt = 0  # global_*: which of the files' features to forecast
-    # nyc_weather / csv: chronological train/val/test fractions
+    # nyc_weather / irish_wind / csv: chronological train/val/test fractions
     split: Annotated[list[Probability], Len(3), Check(_sums_to_one, "summing to 1")] = field(
         default_factory=lambda: [0.7, 0.1, 0.2]
     )
@@ -97,6 +109,7 @@ class ForecastData(DataConfig):
     eval_stride: PositiveInt = 1
     series_per_item: PositiveInt | None = None  # split many stations into items of this many series
     value_scale: PositiveFloat = 1.0  # global_*: 10 (the files hold values x 10)
+    step_metrics: bool = False  # also MSE / MAE of each forecast step (mse/step1, ...)
 
 
 @dataclass
@@ -123,18 +136,21 @@ def stacked_windows(dataset: TS.ForecastWindows, limit: int | None = None) -> tu
 
 
 class ForecastMetrics(Metrics):
-    """MSE and MAE over all predicted values, and per variable group when every item holds all series.
+    """MSE and MAE over all predicted values, per variable group when every item holds all series, and per
+    forecast step when ``pred_len`` is given (``mse/step1`` is the first step after the window).
 
     ``groups[i]`` names series ``i``'s variable; metrics are divided by ``value_scale**2`` (MSE) and
     ``value_scale`` (MAE), i.e. reported in the data's original units.
     """
 
-    def __init__(self, groups: Sequence[str] = (), value_scale: float = 1.0) -> None:
+    def __init__(self, groups: Sequence[str] = (), value_scale: float = 1.0, pred_len: int | None = None) -> None:
         self.names = sorted(set(groups))
         self.group_index = torch.tensor([self.names.index(g) for g in groups], dtype=torch.long)
         self.value_scale = value_scale
         # rows: overall, then one per group; columns: squared-error sum, absolute-error sum, count
         self.sums = torch.zeros(1 + len(self.names), 3, dtype=torch.float64)
+        # rows: forecast steps (none without pred_len); the same columns
+        self.step_sums = torch.zeros(pred_len or 0, 3, dtype=torch.float64)
 
     def update(self, outputs: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor | None = None) -> None:
         error = (outputs.detach().double() - targets.double()).cpu()  # (B, P, N)
@@ -144,18 +160,21 @@ class ForecastMetrics(Metrics):
         if self.names and error.shape[2] == len(self.group_index):
             rows = torch.cat([per_series, torch.full((len(per_series), 1), float(count), dtype=torch.float64)], 1)
             self.sums[1:].index_add_(0, self.group_index, rows)
+        if len(self.step_sums):
+            per_step = [error.pow(2).sum((0, 2)), error.abs().sum((0, 2))]
+            self.step_sums += torch.stack([*per_step, torch.full_like(per_step[0], error.shape[0] * error.shape[2])], 1)
 
     def compute(self) -> dict[str, float]:
         result = {}
-        for name, (sse, sae, n) in zip(["", *self.names], self.sums.tolist(), strict=True):
+        names = ["", *(f"/{name}" for name in self.names), *(f"/step{k + 1}" for k in range(len(self.step_sums)))]
+        for suffix, (sse, sae, n) in zip(names, torch.cat([self.sums, self.step_sums]).tolist(), strict=True):
             if n:
-                suffix = f"/{name}" if name else ""
                 result[f"mse{suffix}"] = sse / n / self.value_scale**2
                 result[f"mae{suffix}"] = sae / n / self.value_scale
         return result
 
     def state_tensors(self) -> list[torch.Tensor]:
-        return [self.sums]
+        return [self.sums, self.step_sums]
 
 
 @register_task
@@ -188,6 +207,14 @@ class ForecastTask(Task):
             if kind == "nyc_weather":
                 self.bundled_dataset()
                 values, stamps, names = TS.load_nyc_weather(d["columns"])
+            elif kind == "irish_wind":
+                values, stamps, names = TS.load_irish_wind(TS.find_irish_wind(d["root"]))
+                if d["columns"] is not None:
+                    unknown = [c for c in d["columns"] if c not in names]
+                    if unknown:
+                        raise ValueError(f"no station {unknown[0]!r} in the Irish wind data; data.columns takes "
+                                         f"stations of {', '.join(names)}, or null for all")  # fmt: skip
+                    values, names = values[:, [names.index(c) for c in d["columns"]]], list(d["columns"])
             else:
                 require_data(d, "path", what="a CSV of timestamped columns")
                 values, stamps, names = TS.load_csv_series(
@@ -204,10 +231,24 @@ class ForecastTask(Task):
         train = self.train_set = self.split_dataset("train", self.data["stride"])
         return train, self.split_dataset(self.data["eval_split"], self.data["eval_stride"])
 
+    def build_test_dataset(self) -> Dataset | None:
+        """The test split for the end-of-run report while validation picks ``best.safetensors``."""
+        return self.split_dataset("test", self.data["eval_stride"]) if self.data["eval_split"] == "val" else None
+
     # -- model ----------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
         m = self.cfg["model"]
-        backbone = create_model(m["name"], in_chans=1, num_classes=0, **model_kwargs(m))
+        stations = m["layout"] == "stations"
+        in_chans = m["embed_dim"] if stations else 1
+        if m["name"] in VARIANTS:
+            backbone = create_model(m["name"], in_chans=in_chans, num_classes=0, **encoder_kwargs(m))
+        elif stations:  # any timm model reads the same stations x time map (a same-input baseline)
+            import timm
+
+            backbone = timm.create_model(m["name"], in_chans=in_chans, num_classes=0, **encoder_kwargs(m))
+        else:
+            raise ValueError(f"model.name={m['name']} (a timm model) needs model.layout=stations; "
+                             f"layout=series takes a UniRepLKNet variant ({', '.join(VARIANTS)})")  # fmt: skip
         if checkpoint := m["checkpoint"]:
             # e.g. ImageNet weights: the first conv adapted to one channel, the classifier left out
             load_checkpoint(backbone, checkpoint, finetune=True, skip=m["checkpoint_skip"])
@@ -220,6 +261,8 @@ class ForecastTask(Task):
             head_dropout=m["head_dropout"],
             linear_skip=m["linear_skip"],
             freeze_skip=m["freeze_skip"],
+            layout=m["layout"],
+            num_series=len(self.series_names) if stations else None,
         )
         # only when training built the datasets: evaluation and prediction load the fitted skip instead
         if m["linear_skip"] and m["skip_init"] == "least_squares" and self.train_set is not None:
@@ -231,7 +274,8 @@ class ForecastTask(Task):
 
     def new_metrics(self) -> Metrics:
         groups = [name.split("/")[-1] for name in self.series_names]
-        return ForecastMetrics(groups if len(set(groups)) > 1 else (), self.data["value_scale"])
+        steps = self.data["pred_len"] if self.data["step_metrics"] else None
+        return ForecastMetrics(groups if len(set(groups)) > 1 else (), self.data["value_scale"], steps)
 
     # -- state ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -34,8 +34,7 @@ from ..config import Check, DataConfig, ModelConfig, PositiveInt, RunConfig
 from ..metrics import Metrics
 from ..modalities.forecast import grid as G
 from ..models.grid_forecast import GridForecaster
-from ..variants import VARIANTS
-from .base import BACKBONE_KWARGS, Task, model_kwargs, register_task
+from .base import BACKBONE_KWARGS, Task, encoder_kwargs, register_task
 
 __all__ = ["GridForecastTask", "GridForecastConfig", "GridForecastMetrics"]
 
@@ -164,13 +163,7 @@ class GridForecastTask(Task):
         if self.in_chans is None:
             raise ValueError("the grid_forecast model's input channels are unknown: build the datasets first")
         m = self.cfg["model"]
-        if m["name"] in VARIANTS:
-            backbone_kwargs = model_kwargs(m, BACKBONE_KWARGS)
-        else:  # a timm model: our architecture keywords do not apply
-            backbone_kwargs = {"drop_path_rate": m["drop_path_rate"]} if m.get("drop_path_rate") else {}
-            ours = [k for k in ("depths", "dims", "kernel_sizes") if m.get(k) is not None]
-            if ours:
-                raise ValueError(f"model.{ours[0]} applies to UniRepLKNet variants only, not to {m['name']}")
+        backbone_kwargs = encoder_kwargs(m, BACKBONE_KWARGS)  # a UniRepLKNet variant's, or a timm model's
         decoder = {"decoder_pyramid_channels": m["decoder_channels"],
                    "decoder_segmentation_channels": m["decoder_channels"]}  # fmt: skip
         if m["head"] == "unet":
