@@ -102,6 +102,34 @@ def test_stations_layout_trains_and_starts_at_the_fitted_cross_station_skip(wind
     assert any(not torch.equal(p, q) for p, q in zip(params, before[1], strict=True))
 
 
+def test_predict_reads_a_csv_of_the_stations(wind_dir, tmp_path):
+    from unireplknet.engine import predict
+
+    task = make_task(wind_dir)
+    task.build_datasets()
+    model = task.build_model()
+    frame = pyreadr.read_r(str(wind_dir / "wind.rda"))["wind"].tail(10)
+    days = pd.to_datetime({"year": frame["year"] + 1900, "month": frame["month"], "day": frame["day"]})
+    csv = tmp_path / "recent.csv"
+    frame[STATIONS[::-1]].assign(date=days.dt.strftime("%Y-%m-%d")).set_index("date").to_csv(csv)
+    (result,) = predict(task, model, [csv])
+    assert result["columns"] == STATIONS and result["times"][0] == "1962-02-05T00:00:00"
+    assert np.array(result["forecast"]).shape == (3, 4)
+    frame[STATIONS[1:]].assign(date=days.dt.strftime("%Y-%m-%d")).set_index("date").to_csv(csv)
+    with pytest.raises(ValueError, match=r"value columns \['RPT'\] not found"):
+        predict(task, model, [csv])
+
+
+def test_shipped_config_resolves():
+    from pathlib import Path
+
+    from unireplknet.config import load_yaml
+
+    user = load_yaml(Path(__file__).parents[1] / "configs" / "forecast_irish_wind.yaml")
+    task = get_task("forecast")(resolve_config(get_task("forecast").config_schema, user))
+    assert task.cfg["model"]["layout"] == "stations" and task.cfg["data"]["dataset"] == "irish_wind"
+
+
 def test_timm_backbone_reads_the_same_map(wind_dir):
     task = make_task(wind_dir, model={"name": "resnet18", "depths": None, "dims": None, "kernel_sizes": None})
     train, _ = task.build_datasets()

@@ -23,8 +23,12 @@ the (L, D) latents of all N series of a window are stacked into one ``D x N x L`
 embedding; rows: stations, in the data's order; columns: days), each station-step enlarged to a
 ``cell x cell`` patch so that the stem's stride-4 patchify gives back one feature per station-step, plus a
 learned per-station embedding (the rows' identity). The trunk (``in_chans=D``) mixes stations and time in
-every kernel, and the head maps the pooled features to all ``N x P`` outputs. The linear skip then is one
-least-squares map of *all* stations' normalised windows to each station's future (cross-station linear).
+every kernel, and the head maps the pooled features to all ``N x P`` outputs. The linear skip then is the
+cross-station linear forecaster on the original scale (all stations' raw windows -> every station's
+future; :meth:`~UniRepLKNetForecaster.fit_skip`: least squares), and the trunk's output, times each
+station's window std, is added to it: the model starts at that linear baseline and learns a correction.
+(Normalising each station's window first and mixing stations in that space mixes their std ratios into
+the linear map, which measurably generalised worse on the Irish wind.)
 
 Its inputs (windows of series and their time features) come from :mod:`unireplknet.modalities.forecast`.
 """
@@ -165,8 +169,8 @@ class UniRepLKNetForecaster(nn.Module):
         The fit is in the normalised space the skip sees, each (window, series) weighted by its squared
         window std, so it minimises the MSE of the de-normalised skip forecast, i.e. the training loss of
         the model whose trunk correction is zero; ``ridge`` regularises the normal equations. With
-        ``layout="stations"`` the inputs are all stations' windows and each station's future is fit on
-        them separately (its own weights).
+        ``layout="stations"`` the skip reads all stations' raw windows: plain least squares on the
+        original scale (again the training loss of a zero correction).
         """
         if self.skip is None:
             raise ValueError("fit_skip needs a forecaster built with linear_skip=True")
@@ -175,27 +179,26 @@ class UniRepLKNetForecaster(nn.Module):
                 f"expected x (W, {self.input_len}, N) and y (W, {self.pred_len}, N), got {tuple(x.shape)}, {tuple(y.shape)}"
             )
         x, y = x.double(), y.double()
+        if self.layout == "stations":
+            if x.shape[2] != self.num_series:
+                raise ValueError(f"expected windows of {self.num_series} stations, got {x.shape[2]}")
+            inputs = torch.cat([x.transpose(1, 2).flatten(1), torch.ones_like(x[:, 0, :1])], 1)  # (W, N*L + 1)
+            solution = _weighted_least_squares(
+                inputs, y.transpose(1, 2).flatten(1), torch.ones_like(x[:, 0, :1]), ridge
+            )
+            self.skip.weight.copy_(solution[:-1].T)
+            self.skip.bias.copy_(solution[-1])
+            return
         norm = self.window_norm
         z, (mean, std) = norm(x)  # float64: the float32 affine promotes to the input's dtype
         scale = norm.weight.double() + norm.eps
         target = (y - mean) / std * scale + norm.bias.double()  # the normalised output that norm.inverse maps to y
-        loss_weight = (std / scale).pow(2)  # (W, 1, N)
-        if self.layout == "series":
-            inputs = torch.cat([z, torch.ones_like(z[:, :1])], 1).transpose(1, 2).reshape(-1, self.input_len + 1)
-            solution = _weighted_least_squares(
-                inputs, target.transpose(1, 2).reshape(-1, self.pred_len), loss_weight.reshape(-1, 1), ridge
-            )  # (L + 1, P)
-            self.skip.weight.copy_(solution[:-1].T)
-            self.skip.bias.copy_(solution[-1])
-            return
-        if x.shape[2] != self.num_series:
-            raise ValueError(f"expected windows of {self.num_series} stations, got {x.shape[2]}")
-        inputs = torch.cat([z.transpose(1, 2).flatten(1), torch.ones_like(z[:, 0, :1])], 1)  # (W, N*L + 1)
-        for station in range(self.num_series):  # each station's outputs have their own loss weights
-            solution = _weighted_least_squares(inputs, target[:, :, station], loss_weight[:, :, station], ridge)
-            rows = slice(station * self.pred_len, (station + 1) * self.pred_len)
-            self.skip.weight[rows] = solution[:-1].T
-            self.skip.bias[rows] = solution[-1]
+        inputs = torch.cat([z, torch.ones_like(z[:, :1])], 1).transpose(1, 2).reshape(-1, self.input_len + 1)
+        target = target.transpose(1, 2).reshape(-1, self.pred_len)
+        loss_weight = (std / scale).pow(2).reshape(-1, 1)
+        solution = _weighted_least_squares(inputs, target, loss_weight, ridge)  # (L + 1, P)
+        self.skip.weight.copy_(solution[:-1].T)
+        self.skip.bias.copy_(solution[-1])
 
     def forward(
         self, x: torch.Tensor | tuple[torch.Tensor, torch.Tensor], x_mark: torch.Tensor | None = None
@@ -217,11 +220,12 @@ class UniRepLKNetForecaster(nn.Module):
             grid = (latent.reshape(b, n, self.input_len, -1) + self.station).permute(0, 3, 1, 2)  # (B, D, N, L)
             maps = grid.repeat_interleave(self.cell, dim=2).repeat_interleave(self.cell, dim=3)
         y = self.head(self.trunk(maps)).reshape(b, n, self.pred_len)
+        if self.skip is not None and self.layout == "stations":  # the raw cross-station linear + scaled correction
+            linear = self.skip(x.transpose(1, 2).flatten(1)).view_as(y)
+            return (linear + y * stats[1].transpose(1, 2)).transpose(1, 2)
         if self.skip is not None:
-            windows = z.transpose(1, 2)  # (B, N, L)
-            y = y + (self.skip(windows) if self.layout == "series" else self.skip(windows.flatten(1)).view_as(y))
-        y = y.transpose(1, 2)
-        return self.window_norm.inverse(y, stats)
+            y = y + self.skip(z.transpose(1, 2))
+        return self.window_norm.inverse(y.transpose(1, 2), stats)
 
 
 def _weighted_least_squares(

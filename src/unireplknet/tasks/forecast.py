@@ -321,10 +321,13 @@ class ForecastTask(Task):
     def predict_input(
         self, path: Path
     ) -> tuple[tuple[torch.Tensor, torch.Tensor | None], tuple[np.ndarray, list[str]]]:
-        """The last ``input_len`` rows of a CSV (same layout as ``csv``) as ``(x (1, L, N), x_mark (1, L, F) or
-        None)``; the context is the file's time stamps and column names."""
+        """The last ``input_len`` rows of a CSV (same layout as ``csv``; with ``model.layout: stations`` it needs
+        a column per training station) as ``(x (1, L, N), x_mark (1, L, F) or None)``; the context is the
+        file's time stamps and column names."""
         length = self.data["input_len"]
         columns = self.data["columns"] if self.data["dataset"] == "csv" else None
+        if self.cfg["model"]["layout"] == "stations":  # the map's rows: the training stations, in their order
+            columns = self.series_names
         values, stamps, names = TS.load_csv_series(path, columns, self.data["time_column"], self.data["gaps"])
         if len(values) < length:
             raise ValueError(f"{path}: needs at least {length} rows to forecast from, has {len(values)}")
