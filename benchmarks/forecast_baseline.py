@@ -8,7 +8,9 @@
 * linear: one least-squares map from the mean-centred input window to the mean-centred future,
   shared by all series, fit on the training windows (a linear model on the window);
 * linear (all series): one least-squares map from the windows of *all* series to each series' future
-  (the cross-station linear model of a multi-station dataset), fit on the training windows.
+  (the cross-station linear model of a multi-station dataset), fit on the training windows; with
+  ``data.time_features`` also a variant that adds the time features of the window's last step (e.g. the
+  season), the linear start of ``model.layout: stations``.
 
 ``--input-len`` scores the linear models for several window lengths; the one to use is chosen by its
 validation MSE (printed). MSE/MAE are on the original scale (divided by ``data.value_scale`` as the task
@@ -57,14 +59,21 @@ def linear_forecast(weights: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return torch.einsum("bln,lp->bpn", inputs, weights) + mean
 
 
-def fit_cross_linear(x: torch.Tensor, y: torch.Tensor, ridge: float = 1e-3) -> torch.Tensor:
-    """Least squares W (L*n+1, P*n): every series' future from the windows of all n series."""
-    return least_squares(x.flatten(1), y.flatten(1), ridge)
+def cross_inputs(x: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+    """Every series' window, series-major, and optional extra features per window: (W, n*L [+ E])."""
+    windows = x.transpose(1, 2).flatten(1)
+    return windows if extra is None else torch.cat([windows, extra.to(windows.dtype)], 1)
 
 
-def cross_linear_forecast(weights: torch.Tensor, x: torch.Tensor, pred_len: int) -> torch.Tensor:
-    inputs = torch.cat([x.flatten(1), torch.ones(len(x), 1, dtype=x.dtype)], 1)
-    return (inputs @ weights).reshape(len(x), pred_len, x.shape[2])
+def fit_cross_linear(x: torch.Tensor, y: torch.Tensor, extra: torch.Tensor | None = None, ridge: float = 1e-3):
+    """Least squares W (n*L [+ E] + 1, n*P): every series' future from the windows of all n series."""
+    return least_squares(cross_inputs(x, extra), y.transpose(1, 2).flatten(1), ridge)
+
+
+def cross_linear_forecast(weights: torch.Tensor, x: torch.Tensor, pred_len: int, extra=None) -> torch.Tensor:
+    inputs = cross_inputs(x, extra)
+    inputs = torch.cat([inputs, torch.ones(len(x), 1, dtype=inputs.dtype)], 1)
+    return (inputs @ weights).reshape(len(x), x.shape[2], pred_len).transpose(1, 2)
 
 
 def day_of_year(stamps: np.ndarray) -> np.ndarray:
@@ -101,7 +110,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from unireplknet.config import load_yaml, resolve_config
-    from unireplknet.tasks.forecast import ForecastTask
+    from unireplknet.tasks.forecast import ForecastTask, stacked_marks
 
     user = load_yaml(args.config)
     report: dict[str, dict] = {}
@@ -113,7 +122,9 @@ def main() -> None:
         pred_len = cfg["data"]["pred_len"]
         train_set = task.split_dataset("train", cfg["data"]["stride"])
         x_train, y_train = windows(train_set)
+        last_marks = stacked_marks(train_set)[:, -1]
         weights, cross = fit_linear(x_train, y_train), fit_cross_linear(x_train, y_train)
+        cross_marks = fit_cross_linear(x_train, y_train, last_marks) if last_marks.shape[1] else None
         climatology = fit_climatology(train_set)
         for split in ("val", "test"):
             dataset = task.split_dataset(split, cfg["data"]["eval_stride"])
@@ -122,6 +133,11 @@ def main() -> None:
                 f"linear, L={length}": linear_forecast(weights, x),
                 f"linear (all series), L={length}": cross_linear_forecast(cross, x, pred_len),
             }
+            if cross_marks is not None:
+                marks = stacked_marks(dataset)[:, -1]
+                forecasts[f"linear (all series + time features), L={length}"] = cross_linear_forecast(
+                    cross_marks, x, pred_len, marks
+                )
             if length == lengths[0]:  # the forecasts below do not depend on the window length beyond its end
                 forecasts["persistence"] = x[:, -1:].expand_as(y)
                 if climatology is not None:
@@ -137,8 +153,10 @@ def main() -> None:
             print("climatology: left out, the training split does not cover every day of the year")
         if length == lengths[0] and x_train.shape[1] < args.season:
             print(f"seasonal naive: left out, input_len {length} < season {args.season}")
-    for family in ("linear", "linear (all series)"):
+    for family in ("linear", "linear (all series)", "linear (all series + time features)"):
         scores = {n: r["val"]["mse"] for n, r in report.items() if n.rpartition(",")[0] == family}
+        if not scores:
+            continue
         print(f"{family}: {min(scores, key=scores.get)} chosen on val (val MSE by L: {scores})")
     print(json.dumps(report, indent=2))
 

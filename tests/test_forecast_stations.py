@@ -20,7 +20,13 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 STATIONS = ["RPT", "VAL", "ROS", "KIL"]
 TINY_MODEL = {"depths": [1, 1, 1, 1], "dims": [8, 16, 16, 16], "kernel_sizes": [[3], [7], [7], [3]], "embed_dim": 4}
-TINY_DATA = {"dataset": "irish_wind", "columns": None, "input_len": 6, "pred_len": 3, "time_features": ["day_of_year"]}
+TINY_DATA = {
+    "dataset": "irish_wind",
+    "columns": None,
+    "input_len": 6,
+    "pred_len": 3,
+    "time_features": ["season_sin", "season_cos"],
+}
 
 
 def write_wind(path, days: int = 400, **changes) -> pd.DataFrame:
@@ -71,7 +77,7 @@ def test_split_windows_never_share_a_target(wind_dir):
         starts = [windows.window(i)[0] + windows.input_len for i in range(len(windows))]
         targets[name] = {str(windows.stamps[t + k]) for t in starts for k in range(windows.pred_len)}
         (x, x_mark), y = windows[0]
-        assert x.shape == (6, 4) and x_mark.shape == (6, 1) and y.shape == (3, 4)
+        assert x.shape == (6, 4) and x_mark.shape == (6, 2) and y.shape == (3, 4)
     assert not targets["train"] & targets["val"] and not targets["val"] & targets["test"]
     assert len(targets["train"] | targets["val"] | targets["test"]) == 400 - 6  # every day after the first window
     assert max(targets["train"]) < min(targets["val"]) and max(targets["val"]) < min(targets["test"])
@@ -81,10 +87,10 @@ def test_stations_layout_trains_and_starts_at_the_fitted_cross_station_skip(wind
     task = make_task(wind_dir, model={"linear_skip": True, "skip_init": "least_squares", "freeze_skip": True})
     train, _ = task.build_datasets()
     model = task.build_model()
-    assert model.skip.in_features == 6 * 4 and model.skip.out_features == 3 * 4
+    assert model.skip.in_features == 6 * 4 + 2 and model.skip.out_features == 3 * 4  # windows + the season
     x, y = stacked_windows(train)
     # the skip is the least-squares fit of the training loss: its gradient there is ~0 (up to the ridge)
-    probe = UniRepLKNetForecaster(model.trunk, 6, 3, 4, 1, linear_skip=True, layout="stations", num_series=4)
+    probe = UniRepLKNetForecaster(model.trunk, 6, 3, 4, 2, linear_skip=True, layout="stations", num_series=4)
     probe.load_state_dict(model.state_dict())
     probe.skip.requires_grad_(True)
     x_mark = torch.stack([train[i][0][1] for i in range(len(train))])
@@ -141,6 +147,12 @@ def test_timm_backbone_reads_the_same_map(wind_dir):
     with pytest.raises(ValueError, match="needs model.layout=stations"):
         make_task(wind_dir, model={"name": "resnet18", "layout": "series", "depths": None, "dims": None,
                                    "kernel_sizes": None}).build_model()  # fmt: skip
+
+
+def test_season_features_are_continuous_over_new_year():
+    stamps = np.array(["1961-12-31", "1962-01-01", "1962-07-02"], dtype="datetime64[s]")
+    sin, cos = TS.time_features(stamps, ["season_sin", "season_cos"]).T
+    assert abs(sin[0] - sin[1]) < 0.02 and cos[1] == pytest.approx(0.5) and cos[2] == pytest.approx(-0.5, abs=1e-3)
 
 
 def test_step_metrics_exact():

@@ -24,8 +24,9 @@ embedding; rows: stations, in the data's order; columns: days), each station-ste
 ``cell x cell`` patch so that the stem's stride-4 patchify gives back one feature per station-step, plus a
 learned per-station embedding (the rows' identity). The trunk (``in_chans=D``) mixes stations and time in
 every kernel, and the head maps the pooled features to all ``N x P`` outputs. The linear skip then is the
-cross-station linear forecaster on the original scale (all stations' raw windows -> every station's
-future; :meth:`~UniRepLKNetForecaster.fit_skip`: least squares), and the trunk's output, times each
+cross-station linear forecaster on the original scale (all stations' raw windows and the time features
+of the window's last step -> every station's future; :meth:`~UniRepLKNetForecaster.fit_skip`: least
+squares), and the trunk's output, times each
 station's window std, is added to it: the model starts at that linear baseline and learns a correction.
 (Normalising each station's window first and mixing stations in that space mixes their std ratios into
 the linear map, which measurably generalised worse on the Irish wind.)
@@ -151,6 +152,8 @@ class UniRepLKNetForecaster(nn.Module):
         outputs = pred_len * (num_series if layout == "stations" else 1)
         self.head = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(backbone.num_features, outputs))
         skip_in, skip_out = (input_len, pred_len) if layout == "series" else (input_len * num_series, outputs)
+        if layout == "stations":
+            skip_in += num_time_features  # the season of the window's last step: a seasonal level
         self.skip = nn.Linear(skip_in, skip_out) if linear_skip else None
         if self.skip is not None:
             # start as the window-mean forecast; the trunk's correction starts at zero
@@ -162,15 +165,18 @@ class UniRepLKNetForecaster(nn.Module):
             raise ValueError("freeze_skip needs linear_skip=True")
 
     @torch.no_grad()
-    def fit_skip(self, x: torch.Tensor, y: torch.Tensor, ridge: float = 1e-3) -> None:
+    def fit_skip(
+        self, x: torch.Tensor, y: torch.Tensor, ridge: float = 1e-3, x_mark: torch.Tensor | None = None
+    ) -> None:
         """Set the skip path to the least-squares linear forecaster of windows ``x`` (W, L, N) -> ``y``
         (W, P, N), e.g. the training windows.
 
         The fit is in the normalised space the skip sees, each (window, series) weighted by its squared
         window std, so it minimises the MSE of the de-normalised skip forecast, i.e. the training loss of
         the model whose trunk correction is zero; ``ridge`` regularises the normal equations. With
-        ``layout="stations"`` the skip reads all stations' raw windows: plain least squares on the
-        original scale (again the training loss of a zero correction).
+        ``layout="stations"`` the skip reads all stations' raw windows and the last step of the windows'
+        time features ``x_mark`` (W, L, F) (needed when the model has time features): plain least squares
+        on the original scale (again the training loss of a zero correction).
         """
         if self.skip is None:
             raise ValueError("fit_skip needs a forecaster built with linear_skip=True")
@@ -182,7 +188,7 @@ class UniRepLKNetForecaster(nn.Module):
         if self.layout == "stations":
             if x.shape[2] != self.num_series:
                 raise ValueError(f"expected windows of {self.num_series} stations, got {x.shape[2]}")
-            inputs = torch.cat([x.transpose(1, 2).flatten(1), torch.ones_like(x[:, 0, :1])], 1)  # (W, N*L + 1)
+            inputs = torch.cat([self._skip_inputs(x, x_mark), torch.ones_like(x[:, 0, :1])], 1)  # (W, N*L + F + 1)
             solution = _weighted_least_squares(
                 inputs, y.transpose(1, 2).flatten(1), torch.ones_like(x[:, 0, :1]), ridge
             )
@@ -221,11 +227,20 @@ class UniRepLKNetForecaster(nn.Module):
             maps = grid.repeat_interleave(self.cell, dim=2).repeat_interleave(self.cell, dim=3)
         y = self.head(self.trunk(maps)).reshape(b, n, self.pred_len)
         if self.skip is not None and self.layout == "stations":  # the raw cross-station linear + scaled correction
-            linear = self.skip(x.transpose(1, 2).flatten(1)).view_as(y)
+            linear = self.skip(self._skip_inputs(x, x_mark).to(y.dtype)).view_as(y)
             return (linear + y * stats[1].transpose(1, 2)).transpose(1, 2)
         if self.skip is not None:
             y = y + self.skip(z.transpose(1, 2))
         return self.window_norm.inverse(y.transpose(1, 2), stats)
+
+    def _skip_inputs(self, x: torch.Tensor, x_mark: torch.Tensor | None) -> torch.Tensor:
+        """The stations skip's inputs: every station's window and the last step's time features, ``(B, N*L + F)``."""
+        windows = x.transpose(1, 2).flatten(1)
+        if self.embed.time is None:
+            return windows
+        if x_mark is None:
+            raise ValueError("this forecaster uses time features: pass x_mark (B, L, F)")
+        return torch.cat([windows, x_mark[:, -1].to(windows.dtype)], 1)
 
 
 def _weighted_least_squares(

@@ -69,7 +69,7 @@ from ..models.forecast import LAYOUTS, UniRepLKNetForecaster
 from ..variants import VARIANTS
 from .base import Metrics, Task, encoder_kwargs, register_task, require_data
 
-__all__ = ["ForecastTask", "ForecastConfig", "ForecastMetrics", "stacked_windows"]
+__all__ = ["ForecastTask", "ForecastConfig", "ForecastMetrics", "stacked_windows", "stacked_marks"]
 
 
 def _sums_to_one(fractions: list[float]) -> bool:
@@ -93,8 +93,9 @@ class ForecastData(DataConfig):
     # root: global_*: the folder of Corrformer's .npy files; irish_wind: of wind.rda (null: Debian's)
     input_len: PositiveInt = 48  # steps in
     pred_len: PositiveInt = 24  # steps forecast
-    # calendar features: true (all of hour, weekday, day_of_month, day_of_year), false, or a list
-    time_features: bool | list[Literal[TS.TIME_FEATURES]] = True  # type: ignore[valid-type]
+    # calendar features: true (all of hour, weekday, day_of_month, day_of_year), false, or a list (which
+    # may also name season_sin / season_cos: the day of the year on a circle)
+    time_features: bool | list[Literal[TS.TIME_FEATURES + TS.SEASON_FEATURES]] = True  # type: ignore[valid-type]
     # nyc_weather: variables; irish_wind: stations (null: all); csv: columns (null: all numeric)
     columns: list[str] | None = field(default_factory=lambda: ["temp", "wind_speed"])
     time_column: str | None = None  # csv: default the first column
@@ -128,11 +129,21 @@ class ForecastConfig(RunConfig):
 MAX_FIT_WINDOWS = 20000  # bounds the least-squares start's cost on datasets of thousands of stations
 
 
+def _picks(dataset: TS.ForecastWindows, limit: int | None) -> list[int]:
+    if limit is None or len(dataset) <= limit:
+        return list(range(len(dataset)))
+    return [int(i) for i in np.linspace(0, len(dataset) - 1, limit)]
+
+
 def stacked_windows(dataset: TS.ForecastWindows, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """All items of ``dataset`` (at most ``limit``, evenly spaced) as ``(x (W, L, n), y (W, P, n))``."""
-    picks = range(len(dataset)) if limit is None or len(dataset) <= limit else np.linspace(0, len(dataset) - 1, limit)
-    items = [dataset[int(i)] for i in picks]
+    items = [dataset[i] for i in _picks(dataset, limit)]
     return torch.stack([x for (x, _), _ in items]), torch.stack([y for _, y in items])
+
+
+def stacked_marks(dataset: TS.ForecastWindows, limit: int | None = None) -> torch.Tensor:
+    """The time features ``x_mark (W, L, F)`` of the same items as :func:`stacked_windows`."""
+    return torch.stack([dataset[i][0][1] for i in _picks(dataset, limit)])
 
 
 class ForecastMetrics(Metrics):
@@ -266,7 +277,8 @@ class ForecastTask(Task):
         )
         # only when training built the datasets: evaluation and prediction load the fitted skip instead
         if m["linear_skip"] and m["skip_init"] == "least_squares" and self.train_set is not None:
-            model.fit_skip(*stacked_windows(self.train_set, MAX_FIT_WINDOWS))
+            marks = stacked_marks(self.train_set, MAX_FIT_WINDOWS) if stations else None
+            model.fit_skip(*stacked_windows(self.train_set, MAX_FIT_WINDOWS), x_mark=marks)
         return model
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor, train: bool) -> torch.Tensor:

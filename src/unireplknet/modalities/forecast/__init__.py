@@ -16,7 +16,7 @@ from __future__ import annotations
 from .datasets import ForecastWindows, chronological_split
 from .demo import find_irish_wind, load_irish_wind, load_nyc_weather
 from .io import load_corrformer, load_csv_series
-from .transforms import NUM_TIME_FEATURES, TIME_FEATURES, fill_gaps, time_features
+from .transforms import NUM_TIME_FEATURES, SEASON_FEATURES, TIME_FEATURES, fill_gaps, time_features
 
 __all__ = [  # what the parts export, alphabetically
     "chronological_split",
@@ -28,6 +28,7 @@ __all__ = [  # what the parts export, alphabetically
     "load_irish_wind",
     "load_nyc_weather",
     "NUM_TIME_FEATURES",
+    "SEASON_FEATURES",
     "TIME_FEATURES",
     "time_features",
 ]
