@@ -52,6 +52,7 @@ def run(model: str, out: Path, overrides: list[str]) -> dict[str, Any]:
     started = time.perf_counter()
     summary = train(cfg)
     summary["wall_s"] = time.perf_counter() - started
+    summary["input_size"] = cfg["data"]["img_size"] or 28
     return summary
 
 
@@ -66,11 +67,12 @@ def main() -> None:
         summary = run(model, args.out, args.sets)
         records = [json.loads(line) for line in Path(summary["outputs"]["metrics"]).read_text().splitlines()]
         speed = sum(r["train_images_per_s"] for r in records) / len(records)
-        rows.append((model, summary["eval"]["top1"], summary["params"], speed, summary["wall_s"]))
+        rows.append(
+            (model, summary["input_size"], summary["eval"]["top1"], summary["params"], speed, summary["wall_s"])
+        )
     print("\n| model | input | test top-1 (%) | params (M) | train images/s | wall time (s) |")
     print("| --- | --- | --- | --- | --- | --- |")
-    for model, top1, params, speed, wall in rows:
-        side = INPUT_SIZE.get(model, 28)
+    for model, side, top1, params, speed, wall in rows:
         print(f"| {model} | {side}x{side} | {top1:.2f} | {params / 1e6:.2f} | {speed:.0f} | {wall:.0f} |")
 
 

@@ -34,10 +34,15 @@ def test_images(root: str | None, count: int) -> list[torch.Tensor]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", help="MODEL=RUN_DIR, e.g. unireplknet_t=runs/erf/unireplknet_t-123")
+    parser.add_argument(
+        "runs",
+        nargs="+",
+        help="MODEL=RUN_DIR, e.g. unireplknet_t=runs/erf/unireplknet_t-123 (RUN_DIR unused with --weights random)",
+    )
     parser.add_argument("--size", type=int, nargs="+", default=[64, 256], help="image sides to measure at")
     parser.add_argument("--num-images", type=int, default=50)
     parser.add_argument("--data", default=None, help="Fashion-MNIST folder (default: Debian's)")
+    parser.add_argument("--weights", nargs="+", choices=("random", "trained"), default=["random", "trained"])
     parser.add_argument("--output", type=Path, default=Path("erf_fashion_mnist"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -45,9 +50,9 @@ def main() -> None:
     rows = []
     for item in args.runs:
         name, _, run = item.partition("=")
-        if not run:
+        if not run and "trained" in args.weights:
             parser.error(f"give MODEL=RUN_DIR, got {item!r}")
-        for weights in ("random", "trained"):
+        for weights in args.weights:
             checkpoint = str(Path(run) / "best.safetensors") if weights == "trained" else None
             torch.manual_seed(0)
             model = erf.build_erf_model(name, checkpoint, in_chans=1)
