@@ -19,17 +19,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from unireplknet.analysis import erf
-from unireplknet.data.fashion_mnist import FASHION_MNIST_MEAN, FASHION_MNIST_STD, find_fashion_mnist, read_idx
+from unireplknet.data.fashion_mnist import FASHION_MNIST_MEAN, FASHION_MNIST_STD, FashionMNIST
 
 
-def test_images(root: str | None, count: int) -> list[torch.Tensor]:
+def test_images(root: str | None, count: int) -> list[np.ndarray]:
     """The first ``count`` Fashion-MNIST test images as ``(28, 28)`` uint8 arrays."""
-    folder = find_fashion_mnist(root)
-    path = next(p for p in sorted(folder.iterdir()) if p.name.startswith("t10k-images"))
-    return list(read_idx(path)[:count])
+    return list(FashionMNIST(root, "test").images[:count].numpy())
 
 
 def main() -> None:
